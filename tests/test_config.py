@@ -1,0 +1,227 @@
+"""Configuration: environment over config.ini, every validation failure, the exit-2 path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pterodisbot import CONFIG_KEYS, ConfigValidationError, Settings, load_settings, mask_secret
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIENT_KEY = "ptlc_" + "A1b2C3d4E5f" + "x" * 28 + "SEC1"
+APP_KEY = "ptla_" + "Z9y8X7w6V5u" + "y" * 28 + "SEC2"
+TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.very-secret-token-value-TOK3"
+
+GOOD_ENV = {
+    "DISCORD_TOKEN": TOKEN,
+    "ALLOWED_GUILD_ID": "123456789012345678",
+    "PTERODACTYL_URL": "https://panel.example.com/",
+    "PTERODACTYL_CLIENT_API_KEY": CLIENT_KEY,
+    "PTERODACTYL_APPLICATION_API_KEY": APP_KEY,
+}
+
+
+def load(env: dict[str, str], tmp_path: Path, ini: str | None = None) -> Settings:
+    path = tmp_path / "config.ini"
+    if ini is not None:
+        path.write_text(ini, encoding="utf-8")
+    return load_settings(env, path)
+
+
+def problems(env: dict[str, str], tmp_path: Path, ini: str | None = None) -> list[str]:
+    with pytest.raises(ConfigValidationError) as info:
+        load(env, tmp_path, ini)
+    return info.value.problems
+
+
+def test_environment_alone_is_enough_and_defaults_apply(tmp_path: Path) -> None:
+    settings = load(GOOD_ENV, tmp_path)
+    assert settings.allowed_guild_id == 123456789012345678
+    assert settings.panel_url == "https://panel.example.com"  # trailing slash dropped
+    assert settings.control_roles == ("Game Server User",)
+    assert (settings.update_interval, settings.force_update_interval) == (10.0, 600.0)
+    assert settings.cpu_change_threshold == 50.0
+    assert settings.log_level == "INFO"
+
+
+def test_settings_are_frozen_and_repr_hides_secrets(tmp_path: Path) -> None:
+    settings = load(GOOD_ENV, tmp_path)
+    with pytest.raises(AttributeError):
+        settings.update_interval = 1  # type: ignore[misc]
+    text = repr(settings)
+    for secret in (TOKEN, CLIENT_KEY, APP_KEY):
+        assert secret not in text
+
+
+def test_environment_wins_over_file(tmp_path: Path) -> None:
+    ini = (
+        "[Discord]\nAllowedGuildID = 42\nControlRoles = Admins, 987654321\n"
+        "[Bot]\nUpdateInterval = 30\nLogLevel = debug\n"
+    )
+    env = dict(GOOD_ENV, ALLOWED_GUILD_ID="777")
+    settings = load(env, tmp_path, ini)
+    assert settings.allowed_guild_id == 777  # env wins
+    assert settings.control_roles == ("Admins", "987654321")  # file fills the rest
+    assert settings.update_interval == 30.0
+    assert settings.log_level == "DEBUG"
+
+
+def test_file_alone_is_enough(tmp_path: Path) -> None:
+    ini = (
+        f"[Discord]\nToken = {TOKEN}\nAllowedGuildID = 5\n"
+        f"[Pterodactyl]\nPanelURL = http://10.0.0.2:8080\nClientAPIKey = {CLIENT_KEY}\n"
+        f"ApplicationAPIKey = {APP_KEY}\n"
+    )
+    settings = load({}, tmp_path, ini)
+    assert settings.panel_url == "http://10.0.0.2:8080"
+    assert settings.client_api_key == CLIENT_KEY
+
+
+def test_config_file_env_var_points_elsewhere(tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere.ini"
+    other.write_text("[Bot]\nUpdateInterval = 25\n", encoding="utf-8")
+    settings = load_settings(dict(GOOD_ENV, CONFIG_FILE=str(other)), tmp_path / "config.ini")
+    assert settings.update_interval == 25.0
+    missing = problems(dict(GOOD_ENV, CONFIG_FILE=str(tmp_path / "nope.ini")), tmp_path)
+    assert any("CONFIG_FILE" in p and "does not exist" in p for p in missing)
+
+
+def test_every_required_key_missing_is_reported_at_once(tmp_path: Path) -> None:
+    found = problems({}, tmp_path)
+    required = [k for k in CONFIG_KEYS if k.default is None]
+    assert len(found) == len(required) == 5
+    for key in required:
+        assert any(key.env in p and "required" in p for p in found)
+
+
+def test_all_bad_values_reported_together_with_their_source(tmp_path: Path) -> None:
+    env = {
+        "DISCORD_TOKEN": TOKEN,
+        "ALLOWED_GUILD_ID": "my-guild",
+        "PTERODACTYL_URL": "panel.example.com",
+        "PTERODACTYL_CLIENT_API_KEY": APP_KEY,  # swapped keys
+        "PTERODACTYL_APPLICATION_API_KEY": CLIENT_KEY,
+        "UPDATE_INTERVAL": "0",
+        "FORCE_UPDATE_INTERVAL": "ten minutes",
+        "CPU_CHANGE_THRESHOLD": "-5",
+        "LOG_LEVEL": "LOUD",
+    }
+    found = problems(env, tmp_path)
+    assert len(found) == 8
+    text = "\n".join(found)
+    for fragment in (
+        "ALLOWED_GUILD_ID (env): must be a positive integer",
+        "PTERODACTYL_URL (env): must be an http(s) URL",
+        "PTERODACTYL_CLIENT_API_KEY (env): must start with 'ptlc_'",
+        "PTERODACTYL_APPLICATION_API_KEY (env): must start with 'ptla_'",
+        "UPDATE_INTERVAL (env): must be greater than 0",
+        "FORCE_UPDATE_INTERVAL (env): must be a number",
+        "CPU_CHANGE_THRESHOLD (env): must be 0 or more",
+        "LOG_LEVEL (env): must be one of",
+    ):
+        assert fragment in text
+    # Secrets: at most the prefix and the last four characters.
+    assert CLIENT_KEY not in text and APP_KEY not in text
+    assert mask_secret(APP_KEY) in text and APP_KEY[5:-4] not in text
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://panel.example.com", True),
+        ("http://127.0.0.1:8080", True),
+        ("ftp://panel.example.com", False),
+        ("https://", False),
+        ("panel.example.com", False),
+    ],
+)
+def test_panel_url_needs_scheme_and_host(tmp_path: Path, url: str, ok: bool) -> None:
+    env = dict(GOOD_ENV, PTERODACTYL_URL=url)
+    if ok:
+        assert load(env, tmp_path).panel_url == url
+    else:
+        assert any("PTERODACTYL_URL" in p for p in problems(env, tmp_path))
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "abc", "1e-400"])
+def test_intervals_must_be_positive_numbers(tmp_path: Path, value: str) -> None:
+    found = problems(dict(GOOD_ENV, UPDATE_INTERVAL=value), tmp_path)
+    assert len(found) == 1 and "UPDATE_INTERVAL" in found[0]
+
+
+def test_file_values_name_their_file_and_unknown_keys_are_rejected(tmp_path: Path) -> None:
+    ini = (
+        "[Discord]\nAllowedGuildId = not-a-number\nControlRole = typo\n"
+        "[Pterodactl]\nPanelURL = x\n[Bot]\nUpdateIntervall = 5\n"
+    )
+    found = problems(dict(GOOD_ENV, ALLOWED_GUILD_ID=""), tmp_path, ini)
+    text = "\n".join(found)
+    assert "[Discord] AllowedGuildID (" in text and "must be a positive integer" in text  # case-blind keys
+    assert "unknown key ControlRole in [Discord]" in text
+    assert "unknown section [Pterodactl]" in text
+    assert "unknown key UpdateIntervall in [Bot]" in text
+    assert len(found) == 4
+
+
+def test_unreadable_ini_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    found = problems(GOOD_ENV, tmp_path, "this is not [an ini file\n")
+    assert len(found) == 1 and "cannot be read" in found[0]
+
+
+def test_empty_environment_value_falls_back_to_file(tmp_path: Path) -> None:
+    settings = load(dict(GOOD_ENV, UPDATE_INTERVAL=""), tmp_path, "[Bot]\nUpdateInterval = 7\n")
+    assert settings.update_interval == 7.0
+
+
+def test_example_file_parses_and_documents_every_key(tmp_path: Path) -> None:
+    example = (ROOT / "config.ini.example").read_text(encoding="utf-8")
+    settings = load({}, tmp_path, example)  # the placeholders are shaped like real values
+    assert settings.control_roles == ("Game Server User",)
+    assert (settings.update_interval, settings.force_update_interval, settings.log_level) == (
+        10.0,
+        600.0,
+        "INFO",
+    )
+    for key in CONFIG_KEYS:
+        assert f"{key.option} =" in example and f"[{key.env}]" in example
+        assert ("Required." in example) and (key.default is None or f"Default: {key.default}." in example)
+
+
+def test_mask_secret_shows_prefix_and_last_four_only() -> None:
+    assert mask_secret(CLIENT_KEY) == "ptlc_…SEC1"
+    assert mask_secret("short") == "<5 characters>"
+
+
+def test_bad_configuration_exits_2_with_one_readable_message(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {c.env for c in CONFIG_KEYS} | {"CONFIG_FILE"}}
+    env |= {
+        "DISCORD_TOKEN": TOKEN,
+        "PTERODACTYL_CLIENT_API_KEY": APP_KEY,
+        "PTERODACTYL_APPLICATION_API_KEY": "ptla_tooshort",
+        "UPDATE_INTERVAL": "-3",
+    }
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "pterodisbot.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    out = result.stdout + result.stderr
+    assert "Traceback" not in out
+    assert "5 configuration problem(s)" in out
+    for name in (
+        "ALLOWED_GUILD_ID",
+        "PTERODACTYL_URL",
+        "PTERODACTYL_CLIENT_API_KEY",
+        "UPDATE_INTERVAL (env)",
+    ):
+        assert name in out
+    for secret in (TOKEN, APP_KEY, APP_KEY[5:-4]):
+        assert secret not in out
