@@ -583,7 +583,7 @@ class PterodactylAPI:
         client_limit: int = 720,
         application_limit: int = 240,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # for retry backoff
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._keys: dict[ApiKind, str] = {"client": client_key, "application": application_key}
@@ -596,8 +596,8 @@ class PterodactylAPI:
         self.max_retry_after = max_retry_after
         self._sleep = sleep
         self.budgets: dict[ApiKind, RequestBudget] = {
-            "client": RequestBudget(client_limit, clock=clock, sleep=sleep),
-            "application": RequestBudget(application_limit, clock=clock, sleep=sleep),
+            "client": RequestBudget(client_limit, clock=clock),
+            "application": RequestBudget(application_limit, clock=clock),
         }
         self.rate_limited_count = 0  # 429s received, for logs and the benchmark
 
@@ -743,7 +743,7 @@ class PterodactylAPI:
         json_body: Any = None,
     ) -> Any:
         if self._session is None or self._session.closed:
-            raise PterodactylConnectionError("the API client is not open")
+            raise PterodactylError("the API client is not open (call open() first)")
         budget = self.budgets[api]
         await budget.acquire(priority=method != "GET")
         headers = {

@@ -1,0 +1,311 @@
+"""PterodactylAPI against the fake panel over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import aiohttp
+import pytest
+
+from pterodisbot import (
+    MalformedResponseError,
+    PanelServerError,
+    PterodactylAPI,
+    PterodactylAuthError,
+    PterodactylConnectionError,
+    PterodactylError,
+    RateLimitedError,
+    ServerConflictError,
+    ServerNotFoundError,
+    ServerResources,
+)
+from tests.conftest import RecordingSleep
+from tests.fake_panel import DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY, FakePanel
+
+
+async def test_every_request_sends_bearer_and_json_accept(panel: FakePanel, api: PterodactylAPI) -> None:
+    srv = panel.add_server(name="Survival")
+    await api.list_servers()
+    await api.get_resources(srv.identifier)
+    app_req, client_req = panel.requests
+    assert app_req.headers["Authorization"] == f"Bearer {DEFAULT_APP_KEY}"
+    assert client_req.headers["Authorization"] == f"Bearer {DEFAULT_CLIENT_KEY}"
+    assert all(r.headers["Accept"] == "application/json" for r in panel.requests)
+
+
+async def test_list_servers_follows_every_page_keeping_includes(
+    panel: FakePanel, api: PterodactylAPI
+) -> None:
+    panel.add_servers(230, ip_alias="play.example.com")
+    servers = await api.list_servers()
+    assert len(servers) == 230
+    assert len({s.identifier for s in servers}) == 230
+    pages = [r for r in panel.requests if r.path == "/api/application/servers"]
+    assert [r.query["page"] for r in pages] == ["1", "2", "3"]
+    assert all(r.query["include"] == "allocations,node" for r in pages)  # not lost on page 2+
+    first = next(s for s in servers if s.name == "Server 001")
+    assert first.node == "Node 1"
+    assert first.allocation is not None and first.allocation.address == "play.example.com:25565"
+    assert first.limits.cpu == 200 and first.limits.memory_mb == 2048
+
+
+async def test_server_details_and_primary_allocation(panel: FakePanel, api: PterodactylAPI) -> None:
+    srv = panel.add_server(name="Creative", ip="10.1.1.1", port=27015, cpu_limit=0, description="hi")
+    details = await api.get_server(srv.identifier)
+    assert (details.name, details.description, details.limits.cpu) == ("Creative", "hi", 0)
+    assert details.allocation is not None and details.allocation.address == "10.1.1.1:27015"
+    allocation = await api.get_primary_allocation(srv.identifier)
+    assert allocation.address == "10.1.1.1:27015"
+    srv.ip_alias = "mc.example.org"
+    assert (await api.get_primary_allocation(srv.identifier)).address == "mc.example.org:27015"
+
+
+async def test_resources_are_typed(panel: FakePanel, api: PterodactylAPI) -> None:
+    srv = panel.add_server(
+        state="running",
+        cpu=145.25,
+        memory_bytes=1_000_000,
+        disk_bytes=5_000,
+        network_rx_bytes=7,
+        network_tx_bytes=8,
+        uptime_ms=123_000,
+    )
+    res = await api.get_resources(srv.identifier)
+    assert res == ServerResources("running", False, 145.25, 1_000_000, 5_000, 7, 8, 123_000)
+    srv.state = "offline"
+    off = await api.get_resources(srv.identifier)
+    assert off.current_state == "offline" and off.cpu_absolute == 0 and off.uptime_ms == 0
+    assert off.disk_bytes == 5_000  # disk is still reported when offline
+
+
+async def test_power_action_is_sent_once_and_returns_on_204(panel: FakePanel, api: PterodactylAPI) -> None:
+    srv = panel.add_server(state="offline")
+    await api.send_power_action(srv.identifier, "start")
+    assert panel.power_requests == [(srv.identifier, "start")]
+    assert [r.json for r in panel.requests if r.method == "POST"] == [{"signal": "start"}]
+
+
+async def test_power_is_never_retried(panel: FakePanel, api: PterodactylAPI, sleeps: RecordingSleep) -> None:
+    srv = panel.add_server(state="running")
+    for status, error in ((502, PanelServerError), (429, RateLimitedError), (500, PanelServerError)):
+        panel.fail_next(status, path_contains="/power")
+        with pytest.raises(error):
+            await api.send_power_action(srv.identifier, "restart")
+    assert panel.count("POST") == 3  # one request per call, no retries
+    assert sleeps.delays == []
+    panel.hang_next(path_contains="/power")
+    fast = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, timeout=0.3, sleep=sleeps)
+    async with fast:
+        with pytest.raises(PterodactylConnectionError, match="did not answer in time"):
+            await fast.send_power_action(srv.identifier, "restart")
+    assert panel.count("POST") == 4
+
+
+async def test_conflict_carries_the_panels_reason(panel: FakePanel, api: PterodactylAPI) -> None:
+    srv = panel.add_server(status="suspended")
+    with pytest.raises(ServerConflictError) as info:
+        await api.send_power_action(srv.identifier, "start")
+    assert info.value.status == 409
+    assert "suspended" in info.value.detail
+    with pytest.raises(ServerConflictError):
+        await api.get_resources(srv.identifier)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(500, PanelServerError), (502, PanelServerError), (503, PanelServerError), (504, PanelServerError)],
+)
+async def test_get_retries_5xx_with_backoff_then_succeeds(
+    panel: FakePanel, api: PterodactylAPI, sleeps: RecordingSleep, status: int, error: type[Exception]
+) -> None:
+    srv = panel.add_server(state="running", cpu=10)
+    panel.fail_next(status, count=2, path_contains="/resources")
+    res = await api.get_resources(srv.identifier)
+    assert res.cpu_absolute == 10
+    assert panel.count("GET", "/resources") == 3
+    assert len(sleeps.delays) == 2
+    assert 0.25 <= sleeps.delays[0] <= 0.75 and 0.5 <= sleeps.delays[1] <= 1.5  # exponential, jittered
+
+
+async def test_get_gives_up_after_bounded_retries(
+    panel: FakePanel, api: PterodactylAPI, sleeps: RecordingSleep
+) -> None:
+    srv = panel.add_server()
+    panel.fail_next(500, count=10, path_contains="/resources")
+    with pytest.raises(PanelServerError) as info:
+        await api.get_resources(srv.identifier)
+    assert "unexpected error" in info.value.detail
+    assert panel.count("GET", "/resources") == 1 + api.max_retries
+    assert len(sleeps.delays) == api.max_retries
+
+
+async def test_429_honours_retry_after(panel: FakePanel, api: PterodactylAPI, sleeps: RecordingSleep) -> None:
+    srv = panel.add_server()
+    panel.fail_next(429, path_contains="/resources")
+    await api.get_resources(srv.identifier)
+    assert sleeps.delays and sleeps.delays[0] >= 1.0  # the fake sends Retry-After: 1
+    assert api.rate_limited_count == 1
+
+
+async def test_limit_learned_from_headers_and_long_retry_after_surfaces() -> None:
+    clock_now = [0.0]
+    limited = FakePanel(client_rate_limit=10, clock=lambda: clock_now[0])
+    async with limited:
+        servers = limited.add_servers(12)
+        # The client starts out believing the default 720/min, so a first burst can overshoot.
+        client = PterodactylAPI(limited.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, sleep=RecordingSleep())
+        async with client:
+            results = await client.get_many_resources(s.identifier for s in servers)
+            limited_results = [r for r in results.values() if isinstance(r, RateLimitedError)]
+            assert len(limited_results) == 2 and limited.too_many_requests == 2
+            assert all(r.retry_after == 60 for r in limited_results)  # > max_retry_after: not slept on
+            budget = client.budgets["client"]
+            assert budget.limit == 10  # learned from X-RateLimit-Limit
+            assert budget.delay(time.monotonic()) > 50  # paused until the panel's window ends
+            assert budget.delay(time.monotonic(), priority=True) > 50
+
+
+async def test_hanging_request_times_out_as_connection_error(
+    panel: FakePanel, sleeps: RecordingSleep
+) -> None:
+    srv = panel.add_server()
+    panel.hang_next(count=10, path_contains="/resources")
+    client = PterodactylAPI(
+        panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, timeout=0.2, max_retries=1, sleep=sleeps
+    )
+    async with client:
+        started = time.monotonic()
+        with pytest.raises(PterodactylConnectionError):
+            await client.get_resources(srv.identifier)
+        assert time.monotonic() - started < 2.0
+    assert len(sleeps.delays) == 1  # retried once, then gave up
+
+
+async def test_connection_refused_is_a_connection_error(panel: FakePanel, api: PterodactylAPI) -> None:
+    srv = panel.add_server()
+    await panel.set_down(True)
+    with pytest.raises(PterodactylConnectionError, match="cannot reach the panel"):
+        await api.get_resources(srv.identifier)
+    await panel.set_down(False)
+    assert (await api.get_resources(srv.identifier)).current_state == "offline"
+
+
+async def test_malformed_json_and_html_are_errors_never_data(panel: FakePanel, api: PterodactylAPI) -> None:
+    srv = panel.add_server()
+    panel.malformed_next(path_contains="/resources")
+    with pytest.raises(MalformedResponseError, match="malformed JSON"):
+        await api.get_resources(srv.identifier)
+    panel.html_next(path_contains="/resources")
+    with pytest.raises(MalformedResponseError, match="instead of JSON"):
+        await api.get_resources(srv.identifier)
+
+
+async def test_missing_accept_header_trap_is_caught(panel: FakePanel) -> None:
+    """What happens without Accept: application/json (a 302 to the login page), and that we never do that."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{panel.url}/api/client", headers={"Authorization": "Bearer wrong"}) as resp:
+            assert resp.status == 200 and "text/html" in resp.content_type  # the trap
+    client = PterodactylAPI(panel.url, "ptlc_wrongwrongwrong" + "x" * 29, DEFAULT_APP_KEY)
+    async with client:
+        with pytest.raises(PterodactylAuthError) as info:
+            await client.get_resources("abcdef12")
+    assert info.value.status == 401 and info.value.detail == "Unauthenticated."
+
+
+async def test_redirect_is_an_error_not_followed(panel: FakePanel) -> None:
+    client = PterodactylAPI(panel.url + "/api/client/..", DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    async with client:
+        with pytest.raises(PterodactylError):
+            await client.list_servers()
+
+
+async def test_key_type_and_not_found_errors(panel: FakePanel) -> None:
+    swapped = PterodactylAPI(panel.url, DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY)
+    async with swapped:
+        with pytest.raises(PterodactylAuthError) as info:
+            await swapped.list_servers()
+        assert info.value.status == 403 and "permission to access the API" in info.value.detail
+    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    async with client:
+        with pytest.raises(ServerNotFoundError):
+            await client.get_resources("deadbeef")
+
+
+async def test_no_aiohttp_exception_escapes(panel: FakePanel) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client = PterodactylAPI(f"http://127.0.0.1:{port}", DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, max_retries=0)
+    async with client:
+        with pytest.raises(PterodactylConnectionError) as info:
+            await client.list_servers()
+    assert isinstance(info.value.__cause__, aiohttp.ClientError)
+    closed = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    with pytest.raises(PterodactylError, match="not open"):
+        await closed.get_resources("abcdef12")
+
+
+async def test_session_is_shared_and_closed_by_owner(panel: FakePanel) -> None:
+    srv = panel.add_server()
+    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    await client.open()
+    session = client._session
+    await client.get_resources(srv.identifier)
+    await client.list_servers()
+    assert client._session is session and session is not None and not session.closed
+    await client.close()
+    assert session.closed
+
+
+async def test_requests_run_concurrently_under_the_bound(panel: FakePanel, sleeps: RecordingSleep) -> None:
+    servers = panel.add_servers(40, state="running")
+    panel.set_latency(0.05)
+    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, max_concurrency=8, sleep=sleeps)
+    async with client:
+        results = await client.get_many_resources(s.identifier for s in servers)
+    assert all(isinstance(r, ServerResources) for r in results.values())
+    # Overlap: at most 8 at once, and more than one at once. Measure from the panel's side.
+    spans = sorted((r.at, r.at + 0.05) for r in panel.requests)
+    peak = max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+    assert 2 <= peak <= 8
+
+
+async def test_get_many_returns_failures_in_place(panel: FakePanel, api: PterodactylAPI) -> None:
+    ok, suspended = panel.add_server(state="running"), panel.add_server(status="suspended")
+    results = await api.get_many_resources([ok.identifier, suspended.identifier])
+    assert isinstance(results[ok.identifier], ServerResources)
+    assert isinstance(results[suspended.identifier], ServerConflictError)
+
+
+async def test_no_key_appears_in_any_error_message(panel: FakePanel, sleeps: RecordingSleep) -> None:
+    srv = panel.add_server()
+    client = PterodactylAPI(
+        panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, timeout=0.2, max_retries=0, sleep=sleeps
+    )
+    messages = []
+    async with client:
+        for arm in (lambda: panel.fail_next(500), lambda: panel.hang_next(), lambda: panel.html_next()):
+            arm()
+            with pytest.raises(PterodactylError) as info:
+                await client.get_resources(srv.identifier)
+            messages.append(repr(info.value) + str(info.value) + repr(info.value.__cause__))
+    text = "\n".join(messages)
+    assert DEFAULT_CLIENT_KEY not in text and DEFAULT_APP_KEY not in text
+
+
+async def test_a_cycle_of_budgeted_requests_earns_no_429(sleeps: RecordingSleep) -> None:
+    async with FakePanel(client_rate_limit=60) as small:
+        servers = small.add_servers(20, state="running")
+        client = PterodactylAPI(small.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, client_limit=60, sleep=sleeps)
+        async with client:
+            for _ in range(2):  # 40 requests: within 60 - reserve
+                results = await client.get_many_resources(s.identifier for s in servers)
+                assert all(isinstance(r, ServerResources) for r in results.values())
+            # The third cycle would pass the limit: the budget holds it back instead of earning 429s.
+            third = asyncio.ensure_future(client.get_many_resources(s.identifier for s in servers))
+            done, _ = await asyncio.wait({third}, timeout=0.5)
+            assert not done
+            third.cancel()
+        assert small.too_many_requests == 0
