@@ -204,9 +204,10 @@ async def test_malformed_json_and_html_are_errors_never_data(panel: FakePanel, a
 
 async def test_missing_accept_header_trap_is_caught(panel: FakePanel) -> None:
     """What happens without Accept: application/json (a 302 to the login page), and that we never do that."""
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{panel.url}/api/client", headers={"Authorization": "Bearer wrong"}) as resp:
-            assert resp.status == 200 and "text/html" in resp.content_type  # the trap
+    wrong = {"Authorization": "Bearer wrong"}
+    url = f"{panel.url}/api/client"
+    async with aiohttp.ClientSession() as session, session.get(url, headers=wrong) as resp:
+        assert resp.status == 200 and "text/html" in resp.content_type  # the trap
     client = PterodactylAPI(panel.url, "ptlc_wrongwrongwrong" + "x" * 29, DEFAULT_APP_KEY)
     async with client:
         with pytest.raises(PterodactylAuthError) as info:
