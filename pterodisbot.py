@@ -1370,14 +1370,16 @@ class PterodactylBot(discord.Client):
     ) -> None:
         intents = discord.Intents.none()
         intents.guilds = True  # roles and channels of the allowed guild, for role checks
+        intents.guild_messages = True  # to hear that a status message was deleted (not message content)
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
         self.settings = settings
         self.tree = app_commands.CommandTree(self)
-        self.api = api or PterodactylAPI(
-            settings.panel_url, settings.client_api_key, settings.application_api_key
-        )
-        self.store = store or EmbedStore(Path("embed") / "embed_locations.json")
-        self.metrics = metrics or ServerMetricsManager()
+        # "is None", not "or": an empty store or metrics manager is falsy (they define __len__).
+        if api is None:
+            api = PterodactylAPI(settings.panel_url, settings.client_api_key, settings.application_api_key)
+        self.api = api
+        self.store = EmbedStore(Path("embed") / "embed_locations.json") if store is None else store
+        self.metrics = ServerMetricsManager() if metrics is None else metrics
         self.clock = clock
         self.heartbeat_path = heartbeat_path
         self.edit_timeout = edit_timeout
@@ -1413,6 +1415,22 @@ class PterodactylBot(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("Connected to Discord as %s; serving guild %s", self.user, self.settings.allowed_guild_id)
+
+    # -- status messages deleted by someone else ----------------------------------------------------
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self._drop_locations(lambda loc: loc.message_id == payload.message_id, "was deleted")
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self._drop_locations(lambda loc: loc.message_id in payload.message_ids, "was deleted")
+
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        self._drop_locations(lambda loc: loc.channel_id == channel.id, "was in a deleted channel")
+
+    def _drop_locations(self, matches: Callable[[EmbedLocation], bool], why: str) -> None:
+        for server_id, location in self.store.items():
+            if matches(location) and self.store.remove(server_id, location):
+                self._forget(server_id)
+                log.info("The status message of %s %s; no longer tracked", server_id, why)
 
     async def close(self) -> None:
         self.status_updater.cancel()

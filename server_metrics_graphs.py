@@ -134,7 +134,7 @@ _MARGIN_LEFT_PX = 72  # y tick labels + rotated y label
 _MARGIN_RIGHT_PX = 20
 _MARGIN_TOP_PX = 64  # figure title + first panel title
 _MARGIN_BOTTOM_PX = 46  # x tick labels + x label
-_PANEL_GAP_PX = 36  # room for the lower panel's title in the combined graph
+_PANEL_GAP_PX = 38  # room for the lower panel's title in the combined graph
 _YLABEL_X_PX = 16
 _X_INSET_PX = 12  # keeps the first/last markers off the panel edges
 _MIN_X_SPAN_S = 10.0  # x range used when there is a single sample
@@ -702,7 +702,7 @@ def _draw_panel(
         color=TEXT_COLOR,
         rotated=True,
     )
-    title_y = box.y0 + box.height + 7
+    title_y = box.y0 + box.height + 9
     painter.text(
         box.x0,
         title_y,
