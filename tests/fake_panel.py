@@ -40,7 +40,7 @@ STARTUP = "java -Xms128M -XX:MaxRAMPercentage=95.0 -jar {{SERVER_JARFILE}}"
 DAEMON_DOWN = "Could not establish a connection to the machine running this server. Please try again."
 KEY_TYPE_DETAIL = {
     "client": "You are attempting to use an application API key on an endpoint that requires a client "
-              "API key.",
+    "API key.",
     "application": "This account does not have permission to access the API.",
 }
 # Default (code, detail) of the panel's error body per HTTP status.
@@ -49,19 +49,25 @@ ERRORS: dict[int, tuple[str, str]] = {
     401: ("AuthenticationException", "Unauthenticated."),
     403: ("AccessDeniedHttpException", "This action is unauthorized."),
     404: ("NotFoundHttpException", "The requested resource could not be found on the server."),
-    409: ("ServerStateConflictException",
-          "This server is currently in an unsupported state, please try again later."),
+    409: (
+        "ServerStateConflictException",
+        "This server is currently in an unsupported state, please try again later.",
+    ),
     422: ("ValidationException", "The given data was invalid."),
     429: ("ThrottleRequestsException", "Too Many Attempts."),
-    500: ("ErrorException",
-          "An unexpected error was encountered while processing this request, please try again."),
+    500: (
+        "ErrorException",
+        "An unexpected error was encountered while processing this request, please try again.",
+    ),
     502: ("DaemonConnectionException", DAEMON_DOWN),
     503: ("HttpException", "Service Unavailable"),
     504: ("DaemonConnectionException", DAEMON_DOWN),
 }
-LOGIN_PAGE = (b"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pterodactyl</title>"
-              b"</head><body><div id=\"app\"><form method=\"post\" action=\"/auth/login\">"
-              b"<input name=\"user\"><input name=\"password\" type=\"password\"></form></div></body></html>")
+LOGIN_PAGE = (
+    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Pterodactyl</title>'
+    b'</head><body><div id="app"><form method="post" action="/auth/login">'
+    b'<input name="user"><input name="password" type="password"></form></div></body></html>'
+)
 HTML_TYPE = "text/html; charset=UTF-8"
 _HANG = object()  # sentinel returned by the fault check: never answer this request
 
@@ -146,11 +152,17 @@ class _Limiter:
             self.start, self.count = now, 0
         if self.count >= self.limit:  # a refused request is not a hit
             retry = max(1, math.ceil(self.start + WINDOW_SECONDS - now))
-            return False, {"X-RateLimit-Limit": str(self.limit), "X-RateLimit-Remaining": "0",
-                           "Retry-After": str(retry), "X-RateLimit-Reset": str(int(time.time()) + retry)}
+            return False, {
+                "X-RateLimit-Limit": str(self.limit),
+                "X-RateLimit-Remaining": "0",
+                "Retry-After": str(retry),
+                "X-RateLimit-Reset": str(int(time.time()) + retry),
+            }
         self.count += 1
-        return True, {"X-RateLimit-Limit": str(self.limit),
-                      "X-RateLimit-Remaining": str(self.limit - self.count)}
+        return True, {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.limit - self.count),
+        }
 
 
 @dataclass
@@ -240,10 +252,17 @@ class FakePanel:
     are counted and carry rate-limit headers), before the server lookup.
     """
 
-    def __init__(self, client_key: str = DEFAULT_CLIENT_KEY, app_key: str = DEFAULT_APP_KEY,
-                 latency: float = 0.0, client_rate_limit: int | None = 720,
-                 app_rate_limit: int | None = 240, clock: Callable[[], float] = time.monotonic,
-                 resource_cache_seconds: float = 0.0, seed: int = 0) -> None:
+    def __init__(
+        self,
+        client_key: str = DEFAULT_CLIENT_KEY,
+        app_key: str = DEFAULT_APP_KEY,
+        latency: float = 0.0,
+        client_rate_limit: int | None = 720,
+        app_rate_limit: int | None = 240,
+        clock: Callable[[], float] = time.monotonic,
+        resource_cache_seconds: float = 0.0,
+        seed: int = 0,
+    ) -> None:
         self.client_key, self.app_key = client_key, app_key
         self.latency = latency
         self.clock = clock
@@ -277,20 +296,50 @@ class FakePanel:
             _Route("GET", re.compile(srv), "client", "server", False, self._client_server),
             _Route("GET", re.compile(srv + "/resources"), "client", "server", st, self._client_resources),
             _Route("POST", re.compile(srv + "/power"), "client", "server", st, self._client_power),
-            _Route("GET", re.compile(srv + "/network/allocations"), "client", "server", st,
-                   self._client_allocations),
-            _Route("GET", re.compile(r"/api/application/servers"), "application", None, False,
-                   self._app_servers),
-            _Route("GET", re.compile(r"/api/application/servers/(?P<id>[^/]+)"), "application",
-                   "app_server", False, self._app_server),
-            _Route("GET", re.compile(r"/api/application/servers/external/[^/]+"), "application",
-                   "never", False, self._app_server),  # no fake server has an external_id
-            _Route("GET", re.compile(r"/api/application/nodes"), "application", None, False,
-                   self._app_nodes),
-            _Route("GET", re.compile(r"/api/application/nodes/(?P<id>[^/]+)"), "application", "node",
-                   False, self._app_node),
-            _Route("GET", re.compile(r"/api/application/nodes/(?P<id>[^/]+)/allocations"), "application",
-                   "node", False, self._app_node_allocations),
+            _Route(
+                "GET",
+                re.compile(srv + "/network/allocations"),
+                "client",
+                "server",
+                st,
+                self._client_allocations,
+            ),
+            _Route(
+                "GET", re.compile(r"/api/application/servers"), "application", None, False, self._app_servers
+            ),
+            _Route(
+                "GET",
+                re.compile(r"/api/application/servers/(?P<id>[^/]+)"),
+                "application",
+                "app_server",
+                False,
+                self._app_server,
+            ),
+            _Route(
+                "GET",
+                re.compile(r"/api/application/servers/external/[^/]+"),
+                "application",
+                "never",
+                False,
+                self._app_server,
+            ),  # no fake server has an external_id
+            _Route("GET", re.compile(r"/api/application/nodes"), "application", None, False, self._app_nodes),
+            _Route(
+                "GET",
+                re.compile(r"/api/application/nodes/(?P<id>[^/]+)"),
+                "application",
+                "node",
+                False,
+                self._app_node,
+            ),
+            _Route(
+                "GET",
+                re.compile(r"/api/application/nodes/(?P<id>[^/]+)/allocations"),
+                "application",
+                "node",
+                False,
+                self._app_node_allocations,
+            ),
         ]
 
     # ----------------------------------------------------------------- lifecycle
@@ -365,13 +414,29 @@ class FakePanel:
         self.latency = seconds
 
     # ----------------------------------------------------------------- servers
-    def add_server(self, name: str = "Survival", identifier: str | None = None, description: str = "",
-                   state: str = "offline", cpu: float = 0.0, memory_bytes: int = 0, disk_bytes: int = 0,
-                   network_rx_bytes: int = 0, network_tx_bytes: int = 0, uptime_ms: int = 0,
-                   cpu_limit: int = 200, memory_limit_mb: int = 2048, disk_limit_mb: int = 10240,
-                   status: str | None = None, is_transferring: bool = False, node_id: int = 1,
-                   node_name: str = "Node 1", ip: str = "10.0.0.5", ip_alias: str | None = None,
-                   port: int = 25565) -> FakeServer:
+    def add_server(
+        self,
+        name: str = "Survival",
+        identifier: str | None = None,
+        description: str = "",
+        state: str = "offline",
+        cpu: float = 0.0,
+        memory_bytes: int = 0,
+        disk_bytes: int = 0,
+        network_rx_bytes: int = 0,
+        network_tx_bytes: int = 0,
+        uptime_ms: int = 0,
+        cpu_limit: int = 200,
+        memory_limit_mb: int = 2048,
+        disk_limit_mb: int = 10240,
+        status: str | None = None,
+        is_transferring: bool = False,
+        node_id: int = 1,
+        node_name: str = "Node 1",
+        ip: str = "10.0.0.5",
+        ip_alias: str | None = None,
+        port: int = 25565,
+    ) -> FakeServer:
         if state not in STATES or status not in STATUSES:
             raise ValueError(f"bad state {state!r} or status {status!r}")
         uid = str(uuidlib.UUID(int=self._ids.getrandbits(128), version=4))
@@ -382,10 +447,31 @@ class FakePanel:
         elif len(identifier) != 8 or identifier in self.servers:
             raise ValueError(f"identifier {identifier!r} must be 8 characters and unique")
         uid = identifier + uid[8:]  # the identifier is the uuid's first 8 characters (uuidShort)
-        srv = FakeServer(identifier, uid, self._next_id, name, description, state, cpu, memory_bytes,
-                         disk_bytes, network_rx_bytes, network_tx_bytes, uptime_ms, cpu_limit,
-                         memory_limit_mb, disk_limit_mb, status, is_transferring, node_id, node_name,
-                         self._next_alloc, ip, ip_alias, port)
+        srv = FakeServer(
+            identifier,
+            uid,
+            self._next_id,
+            name,
+            description,
+            state,
+            cpu,
+            memory_bytes,
+            disk_bytes,
+            network_rx_bytes,
+            network_tx_bytes,
+            uptime_ms,
+            cpu_limit,
+            memory_limit_mb,
+            disk_limit_mb,
+            status,
+            is_transferring,
+            node_id,
+            node_name,
+            self._next_alloc,
+            ip,
+            ip_alias,
+            port,
+        )
         self._next_id += 1
         self._next_alloc += 1
         self.nodes.setdefault(node_id, node_name)
@@ -407,11 +493,15 @@ class FakePanel:
 
     # ----------------------------------------------------------------- recording
     def count(self, method: str | None = None, path_contains: str | None = None) -> int:
-        return sum(1 for r in self.requests if (method is None or r.method == method)
-                   and (path_contains is None or path_contains in r.path))
+        return sum(
+            1
+            for r in self.requests
+            if (method is None or r.method == method) and (path_contains is None or path_contains in r.path)
+        )
 
-    async def wait_for(self, predicate: Callable[[RecordedRequest], bool],
-                       timeout: float = 5.0) -> RecordedRequest:  # noqa: ASYNC109 (required interface)
+    async def wait_for(
+        self, predicate: Callable[[RecordedRequest], bool], timeout: float = 5.0
+    ) -> RecordedRequest:  # noqa: ASYNC109 (required interface)
         """Wait until an answered (or hung) request satisfies `predicate`; raises TimeoutError."""
         pos, found = 0, None
 
@@ -439,8 +529,9 @@ class FakePanel:
     def _add_fault(self, kind: str, count: int, path_contains: str | None, **kw: Any) -> None:
         self._faults.append(_Fault(kind, count, path_contains, **kw))
 
-    def fail_next(self, status: int, count: int = 1, path_contains: str | None = None,
-                  body: Any = None) -> None:
+    def fail_next(
+        self, status: int, count: int = 1, path_contains: str | None = None, body: Any = None
+    ) -> None:
         self._add_fault("fail", count, path_contains, status=status, body=body)
 
     def fail_ratio(self, ratio: float, statuses: tuple[int, ...] = (500, 502, 503), seed: int = 0) -> None:
@@ -456,16 +547,25 @@ class FakePanel:
         self._add_fault("html", count, path_contains)
 
     def _fault(self, path: str, wants_json: bool) -> web.Response | object | None:
-        fault = next((f for f in self._faults if f.remaining > 0
-                      and (f.path_contains is None or f.path_contains in path)), None)
+        fault = next(
+            (
+                f
+                for f in self._faults
+                if f.remaining > 0 and (f.path_contains is None or f.path_contains in path)
+            ),
+            None,
+        )
         if fault is not None:
             fault.remaining -= 1
             self._faults = [f for f in self._faults if f.remaining > 0]
             if fault.kind == "hang":
                 return _HANG
             if fault.kind == "malformed":  # e.g. a proxy cutting the body short
-                return web.Response(status=200, body=b'{"object":"list","data":[{"object":"server","attr',
-                                    content_type="application/json")
+                return web.Response(
+                    status=200,
+                    body=b'{"object":"list","data":[{"object":"server","attr',
+                    content_type="application/json",
+                )
             if fault.kind == "html":
                 return _html(200, LOGIN_PAGE)
             return self._injected(fault.status, fault.body, wants_json)
@@ -492,9 +592,14 @@ class FakePanel:
             parsed = json.loads(raw) if raw.strip() else None
         except ValueError:
             parsed = None
-        rec = RecordedRequest(request.method, request.path, dict(request.query),
-                              _Headers((k.lower(), v) for k, v in request.headers.items()), parsed,
-                              at=self.clock())
+        rec = RecordedRequest(
+            request.method,
+            request.path,
+            dict(request.query),
+            _Headers((k.lower(), v) for k, v in request.headers.items()),
+            parsed,
+            at=self.clock(),
+        )
         self.requests.append(rec)
         if self.latency > 0:
             await asyncio.sleep(self.latency)  # simulated panel latency
@@ -530,9 +635,13 @@ class FakePanel:
         if route is None:
             if allowed:
                 supported = ", ".join(m2 for m in allowed for m2 in ((m, "HEAD") if m == "GET" else (m,)))
-                return self._error(405, wants_json, "MethodNotAllowedHttpException",
-                                   f"The {request.method} method is not supported for route "
-                                   f"{path.lstrip('/')}. Supported methods: {supported}.")
+                return self._error(
+                    405,
+                    wants_json,
+                    "MethodNotAllowedHttpException",
+                    f"The {request.method} method is not supported for route "
+                    f"{path.lstrip('/')}. Supported methods: {supported}.",
+                )
             return self._error(404, wants_json, detail=f"The route {path.lstrip('/')} could not be found.")
         if route.api is None:
             return route.handler(request)
@@ -545,8 +654,11 @@ class FakePanel:
             try:
                 json.loads(raw)
             except ValueError:
-                return self._error(400, wants_json, detail="The JSON data passed in the request appears "
-                                   "to be malformed: Syntax error")
+                return self._error(
+                    400,
+                    wants_json,
+                    detail="The JSON data passed in the request appears to be malformed: Syntax error",
+                )
         ok, limit_headers = self._limiters[route.api].hit(self.clock())
         if not ok:
             resp = self._error(429, wants_json)
@@ -554,18 +666,31 @@ class FakePanel:
             fault = self._fault(path, wants_json)
             if fault is _HANG:
                 return _HANG
-            resp = fault if isinstance(fault, web.Response) else self._route(
-                route, params, key_type, request, raw, wants_json)
+            resp = (
+                fault
+                if isinstance(fault, web.Response)
+                else self._route(route, params, key_type, request, raw, wants_json)
+            )
         resp.headers.update(limit_headers)
         return resp
 
-    def _route(self, route: _Route, params: dict[str, str], key_type: str, request: web.Request,
-               raw: bytes, wants_json: bool) -> web.Response:
+    def _route(
+        self,
+        route: _Route,
+        params: dict[str, str],
+        key_type: str,
+        request: web.Request,
+        raw: bytes,
+        wants_json: bool,
+    ) -> web.Response:
         target: Any = None
         if route.bind == "server":
             value = params["server"]  # 8 characters: uuidShort, otherwise the full uuid
-            target = (self.servers.get(value) if len(value) == 8
-                      else next((s for s in self.servers.values() if s.uuid == value), None))
+            target = (
+                self.servers.get(value)
+                if len(value) == 8
+                else next((s for s in self.servers.values() if s.uuid == value), None)
+            )
         elif route.bind == "app_server" and params["id"].isdigit():
             target = next((s for s in self.servers.values() if s.id == int(params["id"])), None)
         elif route.bind == "node" and params["id"].isdigit() and int(params["id"]) in self.nodes:
@@ -583,11 +708,17 @@ class FakePanel:
     def _key_type(self, authorization: str) -> str | None:
         # Laravel bearerToken(): case-sensitive "Bearer " (last occurrence), token ends at a comma.
         pos = authorization.rfind("Bearer ")
-        token = authorization[pos + 7:].split(",", 1)[0] if pos >= 0 else None
+        token = authorization[pos + 7 :].split(",", 1)[0] if pos >= 0 else None
         return {self.client_key: "client", self.app_key: "application"}.get(token or "")
 
-    def _error(self, status: int, wants_json: bool, code: str | None = None, detail: str | None = None,
-               meta: dict[str, str] | None = None) -> web.Response:
+    def _error(
+        self,
+        status: int,
+        wants_json: bool,
+        code: str | None = None,
+        detail: str | None = None,
+        meta: dict[str, str] | None = None,
+    ) -> web.Response:
         try:
             phrase = http.HTTPStatus(status).phrase
         except ValueError:  # e.g. a proxy's 520
@@ -595,10 +726,16 @@ class FakePanel:
         default_code, default_detail = ERRORS.get(status, ("HttpException", phrase))
         if not wants_json:  # Laravel renders its HTML error page
             title = f"{status} {phrase}"
-            return _html(status, f"<!DOCTYPE html><html><head><title>{title}</title></head>"
-                                 f"<body><h1>{title}</h1></body></html>".encode())
-        err: dict[str, Any] = {"code": code or default_code, "status": str(status),
-                               "detail": detail or default_detail}
+            return _html(
+                status,
+                f"<!DOCTYPE html><html><head><title>{title}</title></head>"
+                f"<body><h1>{title}</h1></body></html>".encode(),
+            )
+        err: dict[str, Any] = {
+            "code": code or default_code,
+            "status": str(status),
+            "detail": detail or default_detail,
+        }
         if meta:
             err["meta"] = meta
         return _json(status, {"errors": [err]})
@@ -606,19 +743,23 @@ class FakePanel:
     @staticmethod
     def _redirect(request: web.Request, path: str) -> web.Response:
         target = f"{request.scheme}://{request.host}{path}"
-        body = f'<!DOCTYPE html><html><head><meta http-equiv="refresh" content="0;url=\'{target}\'" />' \
-               f'<title>Redirecting to {target}</title></head><body>Redirecting to ' \
-               f'<a href="{target}">{target}</a>.</body></html>'
-        return web.Response(status=302, body=body.encode(), headers={"Location": target,
-                                                                      "Content-Type": HTML_TYPE})
+        body = (
+            f'<!DOCTYPE html><html><head><meta http-equiv="refresh" content="0;url=\'{target}\'" />'
+            f"<title>Redirecting to {target}</title></head><body>Redirecting to "
+            f'<a href="{target}">{target}</a>.</body></html>'
+        )
+        return web.Response(
+            status=302, body=body.encode(), headers={"Location": target, "Content-Type": HTML_TYPE}
+        )
 
     # ----------------------------------------------------------------- payloads
-    def _paginate(self, request: web.Request, items: list[dict[str, Any]], per_page: int,
-                  keep_query: bool) -> dict[str, Any]:
+    def _paginate(
+        self, request: web.Request, items: list[dict[str, Any]], per_page: int, keep_query: bool
+    ) -> dict[str, Any]:
         per_page = per_page if per_page > 0 else 15  # Laravel's model default for 0/invalid
         page = _page_number(request.query.get("page"))
         total_pages = max(1, math.ceil(len(items) / per_page))
-        data = items[(page - 1) * per_page: page * per_page]
+        data = items[(page - 1) * per_page : page * per_page]
         base = f"{request.scheme}://{request.host}{request.path}"
 
         def url(n: int) -> str:
@@ -633,57 +774,135 @@ class FakePanel:
             links["previous"] = url(page - 1)
         if page < total_pages:
             links["next"] = url(page + 1)
-        return {"object": "list", "data": data, "meta": {"pagination": {
-            "total": len(items), "count": len(data), "per_page": per_page, "current_page": page,
-            "total_pages": total_pages, "links": links}}}
+        return {
+            "object": "list",
+            "data": data,
+            "meta": {
+                "pagination": {
+                    "total": len(items),
+                    "count": len(data),
+                    "per_page": per_page,
+                    "current_page": page,
+                    "total_pages": total_pages,
+                    "links": links,
+                }
+            },
+        }
 
     def _fqdn(self, node_id: int) -> str:
         return f"node{node_id}.panel.test"
 
     def _client_item(self, s: FakeServer) -> dict[str, Any]:
-        alloc = {"object": "allocation", "attributes": {"id": s.allocation_id, "ip": s.ip,
-                 "ip_alias": s.ip_alias, "port": s.port, "notes": None, "is_default": True}}
-        variable = {"object": "egg_variable", "attributes": {
-            "name": "Server Jar File", "description": "The name of the server jarfile to run.",
-            "env_variable": "SERVER_JARFILE", "default_value": "server.jar", "server_value": "server.jar",
-            "is_editable": True, "rules": "required|regex:/^([\\w\\d._-]+)(\\.jar)$/"}}
-        return {"object": "server", "attributes": {
-            "server_owner": True, "identifier": s.identifier, "internal_id": s.id, "uuid": s.uuid,
-            "name": s.name, "node": s.node_name, "is_node_under_maintenance": False,
-            "sftp_details": {"ip": self._fqdn(s.node_id), "port": 2022}, "description": s.description,
-            "limits": self._limits(s), "invocation": STARTUP.replace("{{SERVER_JARFILE}}", "server.jar"),
-            "docker_image": "ghcr.io/pterodactyl/yolks:java_17",
-            "egg_features": ["eula", "java_version", "pid_limit"],
-            "feature_limits": {"databases": 0, "allocations": 1, "backups": 0}, "status": s.status,
-            "is_suspended": s.status == "suspended",
-            "is_installing": s.status in ("installing", "install_failed"),
-            "is_transferring": s.is_transferring,
-            "relationships": {"allocations": {"object": "list", "data": [alloc]},
-                              "variables": {"object": "list", "data": [variable]}}}}
+        alloc = {
+            "object": "allocation",
+            "attributes": {
+                "id": s.allocation_id,
+                "ip": s.ip,
+                "ip_alias": s.ip_alias,
+                "port": s.port,
+                "notes": None,
+                "is_default": True,
+            },
+        }
+        variable = {
+            "object": "egg_variable",
+            "attributes": {
+                "name": "Server Jar File",
+                "description": "The name of the server jarfile to run.",
+                "env_variable": "SERVER_JARFILE",
+                "default_value": "server.jar",
+                "server_value": "server.jar",
+                "is_editable": True,
+                "rules": "required|regex:/^([\\w\\d._-]+)(\\.jar)$/",
+            },
+        }
+        return {
+            "object": "server",
+            "attributes": {
+                "server_owner": True,
+                "identifier": s.identifier,
+                "internal_id": s.id,
+                "uuid": s.uuid,
+                "name": s.name,
+                "node": s.node_name,
+                "is_node_under_maintenance": False,
+                "sftp_details": {"ip": self._fqdn(s.node_id), "port": 2022},
+                "description": s.description,
+                "limits": self._limits(s),
+                "invocation": STARTUP.replace("{{SERVER_JARFILE}}", "server.jar"),
+                "docker_image": "ghcr.io/pterodactyl/yolks:java_17",
+                "egg_features": ["eula", "java_version", "pid_limit"],
+                "feature_limits": {"databases": 0, "allocations": 1, "backups": 0},
+                "status": s.status,
+                "is_suspended": s.status == "suspended",
+                "is_installing": s.status in ("installing", "install_failed"),
+                "is_transferring": s.is_transferring,
+                "relationships": {
+                    "allocations": {"object": "list", "data": [alloc]},
+                    "variables": {"object": "list", "data": [variable]},
+                },
+            },
+        }
 
     @staticmethod
     def _limits(s: FakeServer) -> dict[str, Any]:
-        return {"memory": s.memory_limit_mb, "swap": 0, "disk": s.disk_limit_mb, "io": 500,
-                "cpu": s.cpu_limit, "threads": None, "oom_disabled": True}
+        return {
+            "memory": s.memory_limit_mb,
+            "swap": 0,
+            "disk": s.disk_limit_mb,
+            "io": 500,
+            "cpu": s.cpu_limit,
+            "threads": None,
+            "oom_disabled": True,
+        }
 
     @staticmethod
     def _app_allocation(s: FakeServer) -> dict[str, Any]:
-        return {"object": "allocation", "attributes": {"id": s.allocation_id, "ip": s.ip,
-                "alias": s.ip_alias, "port": s.port, "notes": None, "assigned": True}}
+        return {
+            "object": "allocation",
+            "attributes": {
+                "id": s.allocation_id,
+                "ip": s.ip,
+                "alias": s.ip_alias,
+                "port": s.port,
+                "notes": None,
+                "assigned": True,
+            },
+        }
 
     def _app_item(self, s: FakeServer, includes: list[str]) -> dict[str, Any]:
         installed = s.status not in ("installing", "install_failed")
         attrs: dict[str, Any] = {
-            "id": s.id, "external_id": None, "uuid": s.uuid, "identifier": s.identifier, "name": s.name,
-            "description": s.description, "status": s.status, "suspended": s.status == "suspended",
-            "limits": self._limits(s), "feature_limits": {"databases": 0, "allocations": 1, "backups": 0},
-            "user": 1, "node": s.node_id, "allocation": s.allocation_id, "nest": 1, "egg": 1,
-            "container": {"startup_command": STARTUP, "image": "ghcr.io/pterodactyl/yolks:java_17",
-                          "installed": 1 if installed else 0,
-                          "environment": {"SERVER_JARFILE": "server.jar", "STARTUP": STARTUP,
-                                          "P_SERVER_LOCATION": "Local", "P_SERVER_UUID": s.uuid,
-                                          "P_SERVER_ALLOCATION_LIMIT": 1}},
-            "updated_at": TIMESTAMP, "created_at": TIMESTAMP}
+            "id": s.id,
+            "external_id": None,
+            "uuid": s.uuid,
+            "identifier": s.identifier,
+            "name": s.name,
+            "description": s.description,
+            "status": s.status,
+            "suspended": s.status == "suspended",
+            "limits": self._limits(s),
+            "feature_limits": {"databases": 0, "allocations": 1, "backups": 0},
+            "user": 1,
+            "node": s.node_id,
+            "allocation": s.allocation_id,
+            "nest": 1,
+            "egg": 1,
+            "container": {
+                "startup_command": STARTUP,
+                "image": "ghcr.io/pterodactyl/yolks:java_17",
+                "installed": 1 if installed else 0,
+                "environment": {
+                    "SERVER_JARFILE": "server.jar",
+                    "STARTUP": STARTUP,
+                    "P_SERVER_LOCATION": "Local",
+                    "P_SERVER_UUID": s.uuid,
+                    "P_SERVER_ALLOCATION_LIMIT": 1,
+                },
+            },
+            "updated_at": TIMESTAMP,
+            "created_at": TIMESTAMP,
+        }
         rel: dict[str, Any] = {}
         for name in includes:  # relationships live INSIDE attributes (PterodactylSerializer)
             if name == "allocations":
@@ -696,15 +915,35 @@ class FakePanel:
 
     def _node_item(self, node_id: int) -> dict[str, Any]:
         on_node = [s for s in self.servers.values() if s.node_id == node_id]
-        return {"object": "node", "attributes": {
-            "id": node_id, "uuid": f"00000000-0000-4000-8000-{node_id:012d}", "public": True,
-            "name": self.nodes[node_id], "description": None, "location_id": 1,
-            "fqdn": self._fqdn(node_id), "scheme": "https", "behind_proxy": False,
-            "maintenance_mode": False, "memory": 65536, "memory_overallocate": 0, "disk": 512000,
-            "disk_overallocate": 0, "upload_size": 100, "daemon_listen": 8080, "daemon_sftp": 2022,
-            "daemon_base": "/var/lib/pterodactyl/volumes", "created_at": TIMESTAMP, "updated_at": TIMESTAMP,
-            "allocated_resources": {"memory": sum(s.memory_limit_mb for s in on_node),
-                                    "disk": sum(s.disk_limit_mb for s in on_node)}}}
+        return {
+            "object": "node",
+            "attributes": {
+                "id": node_id,
+                "uuid": f"00000000-0000-4000-8000-{node_id:012d}",
+                "public": True,
+                "name": self.nodes[node_id],
+                "description": None,
+                "location_id": 1,
+                "fqdn": self._fqdn(node_id),
+                "scheme": "https",
+                "behind_proxy": False,
+                "maintenance_mode": False,
+                "memory": 65536,
+                "memory_overallocate": 0,
+                "disk": 512000,
+                "disk_overallocate": 0,
+                "upload_size": 100,
+                "daemon_listen": 8080,
+                "daemon_sftp": 2022,
+                "daemon_base": "/var/lib/pterodactyl/volumes",
+                "created_at": TIMESTAMP,
+                "updated_at": TIMESTAMP,
+                "allocated_resources": {
+                    "memory": sum(s.memory_limit_mb for s in on_node),
+                    "disk": sum(s.disk_limit_mb for s in on_node),
+                },
+            },
+        }
 
     def _stats(self, s: FakeServer) -> dict[str, Any]:
         now = self.clock()
@@ -713,15 +952,22 @@ class FakePanel:
             return cached[1]  # the panel's per-server cache, shared by all users
         on = s.state != "offline"
         cpu = round(s.cpu, 3) if on else 0.0
-        payload = {"object": "stats", "attributes": {
-            "current_state": s.state, "is_suspended": s.status == "suspended", "resources": {
-                "memory_bytes": s.memory_bytes if on else 0,
-                # PHP re-encodes a whole float like 0.0 as 0, so integral values arrive as JSON ints.
-                "cpu_absolute": int(cpu) if float(cpu).is_integer() else cpu,
-                "disk_bytes": s.disk_bytes,
-                "network_rx_bytes": s.network_rx_bytes if on else 0,
-                "network_tx_bytes": s.network_tx_bytes if on else 0,
-                "uptime": s.uptime_ms if on else 0}}}
+        payload = {
+            "object": "stats",
+            "attributes": {
+                "current_state": s.state,
+                "is_suspended": s.status == "suspended",
+                "resources": {
+                    "memory_bytes": s.memory_bytes if on else 0,
+                    # PHP re-encodes a whole float like 0.0 as 0, so integral values arrive as JSON ints.
+                    "cpu_absolute": int(cpu) if float(cpu).is_integer() else cpu,
+                    "disk_bytes": s.disk_bytes,
+                    "network_rx_bytes": s.network_rx_bytes if on else 0,
+                    "network_tx_bytes": s.network_tx_bytes if on else 0,
+                    "uptime": s.uptime_ms if on else 0,
+                },
+            },
+        }
         if s._pending and s.state == s._pending_base:  # wings moves on after each observed state
             nxt = s._pending.pop(0)
             s._set_state(nxt)
@@ -747,23 +993,42 @@ class FakePanel:
         return _json(200, self._paginate(request, items, per_page, keep_query=True))
 
     def _client_account(self, request: web.Request) -> web.Response:
-        return _json(200, {"object": "user", "attributes": {
-            "id": 1, "admin": False, "username": "pterodisbot", "email": "bot@example.com",
-            "first_name": "Ptero", "last_name": "Disbot", "language": "en"}})
+        return _json(
+            200,
+            {
+                "object": "user",
+                "attributes": {
+                    "id": 1,
+                    "admin": False,
+                    "username": "pterodisbot",
+                    "email": "bot@example.com",
+                    "first_name": "Ptero",
+                    "last_name": "Disbot",
+                    "language": "en",
+                },
+            },
+        )
 
     def _client_server(self, request: web.Request, s: FakeServer) -> web.Response:
-        return _json(200, {**self._client_item(s),
-                           "meta": {"is_server_owner": True, "user_permissions": ["*"]}})
+        return _json(
+            200, {**self._client_item(s), "meta": {"is_server_owner": True, "user_permissions": ["*"]}}
+        )
 
     def _client_resources(self, request: web.Request, s: FakeServer) -> web.Response:
         return _json(200, self._stats(s))
 
     def _client_allocations(self, request: web.Request, s: FakeServer) -> web.Response:
-        return _json(200, {"object": "list", "data": self._client_item(s)["attributes"]["relationships"]
-                           ["allocations"]["data"]})
+        return _json(
+            200,
+            {
+                "object": "list",
+                "data": self._client_item(s)["attributes"]["relationships"]["allocations"]["data"],
+            },
+        )
 
-    def _client_power(self, request: web.Request, s: FakeServer, raw: bytes,
-                      wants_json: bool) -> web.Response:
+    def _client_power(
+        self, request: web.Request, s: FakeServer, raw: bytes, wants_json: bool
+    ) -> web.Response:
         data: Any = {}
         if "json" in request.content_type:
             with contextlib.suppress(ValueError):
@@ -779,8 +1044,11 @@ class FakePanel:
         if sig is None or sig not in SIGNALS:
             if not wants_json:  # Laravel redirects back with the errors in the session
                 return self._redirect(request, "/")
-            rule, detail = (("required", "The signal field is required.") if sig is None
-                            else ("in", "The selected signal is invalid."))
+            rule, detail = (
+                ("required", "The signal field is required.")
+                if sig is None
+                else ("in", "The selected signal is invalid.")
+            )
             return self._error(422, True, detail=detail, meta={"source_field": "signal", "rule": rule})
         # Simplified wings: 204 only means "accepted"; effects show up on the following /resources reads.
         locked = s.state == "stopping" and bool(s._pending) and s._pending_base == "stopping"
@@ -827,10 +1095,14 @@ class FakePanel:
 
 # --------------------------------------------------------------------- standalone
 async def _run(args: argparse.Namespace) -> None:
-    panel = FakePanel(args.client_key, args.app_key, latency=args.latency,
-                      client_rate_limit=args.client_rate_limit or None,
-                      app_rate_limit=args.app_rate_limit or None,
-                      resource_cache_seconds=args.resource_cache)
+    panel = FakePanel(
+        args.client_key,
+        args.app_key,
+        latency=args.latency,
+        client_rate_limit=args.client_rate_limit or None,
+        app_rate_limit=args.app_rate_limit or None,
+        resource_cache_seconds=args.resource_cache,
+    )
     for i, srv in enumerate(panel.add_servers(args.servers, state=args.state)):
         srv.disk_bytes = (1 + i % 7) * 512 * 1024**2
         if srv.state != "offline":  # deterministic, varied usage for manual runs and benchmarks
@@ -838,8 +1110,10 @@ async def _run(args: argparse.Namespace) -> None:
             srv.network_rx_bytes, srv.network_tx_bytes = (i + 1) * 10**6, (i + 1) * 4 * 10**5
             srv.uptime_ms = (i + 1) * 60_000
     url = await panel.start(args.host, args.port)
-    print(f"FAKE_PANEL_URL={url}\nFAKE_PANEL_CLIENT_KEY={panel.client_key}\n"
-          f"FAKE_PANEL_APP_KEY={panel.app_key}", flush=True)
+    print(
+        f"FAKE_PANEL_URL={url}\nFAKE_PANEL_CLIENT_KEY={panel.client_key}\nFAKE_PANEL_APP_KEY={panel.app_key}",
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -41,8 +41,14 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield s
 
 
-async def call(session: aiohttp.ClientSession, panel: FakePanel, path: str, key: str = CLIENT,
-               method: str = "GET", **kw: Any) -> tuple[int, Any, aiohttp.ClientResponse]:
+async def call(
+    session: aiohttp.ClientSession,
+    panel: FakePanel,
+    path: str,
+    key: str = CLIENT,
+    method: str = "GET",
+    **kw: Any,
+) -> tuple[int, Any, aiohttp.ClientResponse]:
     """One request; returns (status, parsed JSON or raw bytes, response)."""
     headers = {"Authorization": f"Bearer {key}", **kw.pop("headers", {})}
     async with session.request(method, panel.url + path, headers=headers, **kw) as resp:
@@ -62,14 +68,21 @@ async def test_application_pagination_envelope_and_links_quirk(panel: FakePanel,
     base = f"{panel.url}/api/application/servers"
     names, metas = [], []
     for page in (1, 2, 3):
-        status, body, _ = await call(session, panel, f"/api/application/servers?per_page=2&page={page}",
-                                     key=APP)
+        status, body, _ = await call(
+            session, panel, f"/api/application/servers?per_page=2&page={page}", key=APP
+        )
         assert status == 200 and body["object"] == "list"
         names += [item["attributes"]["name"] for item in body["data"]]
         metas.append(body["meta"]["pagination"])
     assert names == [f"Server {i:03d}" for i in range(1, 6)]
-    assert metas[0] == {"total": 5, "count": 2, "per_page": 2, "current_page": 1, "total_pages": 3,
-                        "links": {"next": f"{base}?page=2"}}  # per_page/include are NOT kept
+    assert metas[0] == {
+        "total": 5,
+        "count": 2,
+        "per_page": 2,
+        "current_page": 1,
+        "total_pages": 3,
+        "links": {"next": f"{base}?page=2"},
+    }  # per_page/include are NOT kept
     assert metas[1]["links"] == {"previous": f"{base}?page=1", "next": f"{base}?page=3"}
     assert metas[2]["count"] == 1 and metas[2]["links"] == {"previous": f"{base}?page=2"}
     # Following links.next literally loses per_page: page 2 of 50-per-page is empty.
@@ -105,14 +118,34 @@ async def test_include_relationships_are_inside_attributes(panel: FakePanel, ses
     item = body["data"][0]
     attrs = item["attributes"]
     assert "relationships" not in item and attrs["allocation"] == srv.allocation_id
-    assert attrs["relationships"]["allocations"] == {"object": "list", "data": [{"object": "allocation",
-        "attributes": {"id": srv.allocation_id, "ip": "10.0.0.5", "alias": "play.example.com",
-                       "port": 25570, "notes": None, "assigned": True}}]}
+    assert attrs["relationships"]["allocations"] == {
+        "object": "list",
+        "data": [
+            {
+                "object": "allocation",
+                "attributes": {
+                    "id": srv.allocation_id,
+                    "ip": "10.0.0.5",
+                    "alias": "play.example.com",
+                    "port": 25570,
+                    "notes": None,
+                    "assigned": True,
+                },
+            }
+        ],
+    }
     node = attrs["relationships"]["node"]
     assert node["object"] == "node" and node["attributes"]["name"] == "Berlin"
     assert node["attributes"]["id"] == attrs["node"] == 2 and node["attributes"]["fqdn"]
-    assert attrs["limits"] == {"memory": 2048, "swap": 0, "disk": 10240, "io": 500, "cpu": 200,
-                               "threads": None, "oom_disabled": True}
+    assert attrs["limits"] == {
+        "memory": 2048,
+        "swap": 0,
+        "disk": 10240,
+        "io": 500,
+        "cpu": 200,
+        "threads": None,
+        "oom_disabled": True,
+    }
     status, one, _ = await call(session, panel, f"/api/application/servers/{srv.id}", key=APP)
     assert status == 200 and one["attributes"]["identifier"] == srv.identifier
     assert "relationships" not in one["attributes"]
@@ -123,19 +156,42 @@ async def test_include_relationships_are_inside_attributes(panel: FakePanel, ses
 
 
 async def test_resources_offline_and_running(panel: FakePanel, session) -> None:
-    srv = panel.add_server(cpu=55.5, memory_bytes=10**9, disk_bytes=5 * 10**8, network_rx_bytes=7,
-                           network_tx_bytes=9, uptime_ms=1234)
+    srv = panel.add_server(
+        cpu=55.5,
+        memory_bytes=10**9,
+        disk_bytes=5 * 10**8,
+        network_rx_bytes=7,
+        network_tx_bytes=9,
+        uptime_ms=1234,
+    )
     status, body, _ = await call(session, panel, f"/api/client/servers/{srv.identifier}/resources")
     assert status == 200
-    assert body == {"object": "stats", "attributes": {"current_state": "offline", "is_suspended": False,
-                    "resources": {"memory_bytes": 0, "cpu_absolute": 0, "disk_bytes": 5 * 10**8,
-                                  "network_rx_bytes": 0, "network_tx_bytes": 0, "uptime": 0}}}
+    assert body == {
+        "object": "stats",
+        "attributes": {
+            "current_state": "offline",
+            "is_suspended": False,
+            "resources": {
+                "memory_bytes": 0,
+                "cpu_absolute": 0,
+                "disk_bytes": 5 * 10**8,
+                "network_rx_bytes": 0,
+                "network_tx_bytes": 0,
+                "uptime": 0,
+            },
+        },
+    }
     srv.state = "running"
     _, body, _ = await call(session, panel, f"/api/client/servers/{srv.uuid}/resources")  # full uuid too
     assert body["attributes"]["current_state"] == "running"
-    assert body["attributes"]["resources"] == {"memory_bytes": 10**9, "cpu_absolute": 55.5,
-                                               "disk_bytes": 5 * 10**8, "network_rx_bytes": 7,
-                                               "network_tx_bytes": 9, "uptime": 1234}
+    assert body["attributes"]["resources"] == {
+        "memory_bytes": 10**9,
+        "cpu_absolute": 55.5,
+        "disk_bytes": 5 * 10**8,
+        "network_rx_bytes": 7,
+        "network_tx_bytes": 9,
+        "uptime": 1234,
+    }
 
 
 async def test_power_transitions(panel: FakePanel, session) -> None:
@@ -153,7 +209,11 @@ async def test_power_transitions(panel: FakePanel, session) -> None:
     srv.state = "running"
     await call(session, panel, power, method="POST", json={"signal": "restart"})
     assert [await state_of(session, panel, ident) for _ in range(4)] == [
-        "stopping", "starting", "running", "running"]
+        "stopping",
+        "starting",
+        "running",
+        "running",
+    ]
     await call(session, panel, power, method="POST", json={"signal": "kill"})
     assert srv.state == "offline"
     assert panel.power_requests == [(ident, s) for s in ("start", "start", "stop", "restart", "kill")]
@@ -162,25 +222,37 @@ async def test_power_transitions(panel: FakePanel, session) -> None:
 async def test_power_validation_422(panel: FakePanel, session) -> None:
     power = f"/api/client/servers/{panel.add_server().identifier}/power"
     status, body, _ = await call(session, panel, power, method="POST", json={"signal": "explode"})
-    assert status == 422 and body == {"errors": [{"code": "ValidationException", "status": "422",
-        "detail": "The selected signal is invalid.", "meta": {"source_field": "signal", "rule": "in"}}]}
+    assert status == 422 and body == {
+        "errors": [
+            {
+                "code": "ValidationException",
+                "status": "422",
+                "detail": "The selected signal is invalid.",
+                "meta": {"source_field": "signal", "rule": "in"},
+            }
+        ]
+    }
     status, body, _ = await call(session, panel, power, method="POST", json={})
     assert status == 422 and body["errors"][0]["meta"]["rule"] == "required"
     # Form encoding works too, and values are trimmed.
     status, _, _ = await call(session, panel, power, method="POST", data={"signal": " start "})
     assert status == 204 and panel.power_requests[-1][1] == "start"
-    status, body, _ = await call(session, panel, power, method="POST", data=b"{oops",
-                                 headers={"Content-Type": "application/json"})
+    status, body, _ = await call(
+        session, panel, power, method="POST", data=b"{oops", headers={"Content-Type": "application/json"}
+    )
     assert status == 400 and body["errors"][0]["code"] == "BadRequestHttpException"
 
 
-@pytest.mark.parametrize(("kw", "detail"), [
-    ({"status": "suspended"}, "currently suspended"),
-    ({"status": "installing"}, "not yet completed its installation"),
-    ({"status": "install_failed"}, "not yet completed its installation"),
-    ({"status": "restoring_backup"}, "restoring from a backup"),
-    ({"is_transferring": True}, "being transferred"),
-])
+@pytest.mark.parametrize(
+    ("kw", "detail"),
+    [
+        ({"status": "suspended"}, "currently suspended"),
+        ({"status": "installing"}, "not yet completed its installation"),
+        ({"status": "install_failed"}, "not yet completed its installation"),
+        ({"status": "restoring_backup"}, "restoring from a backup"),
+        ({"is_transferring": True}, "being transferred"),
+    ],
+)
 async def test_state_conflict_409(panel: FakePanel, session, kw: dict[str, Any], detail: str) -> None:
     srv = panel.add_server(state="running", **kw)
     base = f"/api/client/servers/{srv.identifier}"
@@ -197,8 +269,9 @@ async def test_auth_401_json_vs_302_login_without_accept(panel: FakePanel, sessi
     srv = panel.add_server()
     path = f"/api/client/servers/{srv.identifier}"
     status, body, resp = await call(session, panel, path, key="ptlc_wrong")
-    assert status == 401 and body == {"errors": [{"code": "AuthenticationException", "status": "401",
-                                                  "detail": "Unauthenticated."}]}
+    assert status == 401 and body == {
+        "errors": [{"code": "AuthenticationException", "status": "401", "detail": "Unauthenticated."}]
+    }
     assert "X-RateLimit-Limit" not in resp.headers
     lower = {"Authorization": f"bearer {CLIENT}"}  # "Bearer " is case-sensitive
     async with session.get(panel.url + path, headers=lower) as resp:
@@ -209,8 +282,9 @@ async def test_auth_401_json_vs_302_login_without_accept(panel: FakePanel, sessi
         async with plain.get(panel.url + path) as resp:
             assert resp.status == 200 and resp.content_type == "text/html"
             assert "<title>Pterodactyl</title>" in await resp.text()
-        async with plain.get(panel.url + "/api/client/servers/nothere", headers={
-                "Authorization": f"Bearer {CLIENT}"}) as resp:  # other errors come back as HTML too
+        async with plain.get(
+            panel.url + "/api/client/servers/nothere", headers={"Authorization": f"Bearer {CLIENT}"}
+        ) as resp:  # other errors come back as HTML too
             assert resp.status == 404 and resp.content_type == "text/html"
     assert panel.count("GET", "/auth/login") == 1
 
@@ -218,9 +292,12 @@ async def test_auth_401_json_vs_302_login_without_accept(panel: FakePanel, sessi
 async def test_key_type_mismatch_403(panel: FakePanel, session) -> None:
     srv = panel.add_server()
     status, body, resp = await call(session, panel, f"/api/client/servers/{srv.identifier}", key=APP)
-    assert status == 403 and body["errors"][0] == {"code": "AccessDeniedHttpException", "status": "403",
+    assert status == 403 and body["errors"][0] == {
+        "code": "AccessDeniedHttpException",
+        "status": "403",
         "detail": "You are attempting to use an application API key on an endpoint that requires a "
-                  "client API key."}
+        "client API key.",
+    }
     assert resp.headers["X-RateLimit-Remaining"] == "719"  # counted (throttle runs before the check)
     status, body, _ = await call(session, panel, "/api/application/servers", key=CLIENT)
     assert status == 403
@@ -230,12 +307,16 @@ async def test_key_type_mismatch_403(panel: FakePanel, session) -> None:
 async def test_rate_limit_fixed_window(session) -> None:
     clock = FakeClock()
     async with FakePanel(client_key=CLIENT, app_key=APP, client_rate_limit=2, clock=clock) as panel:
-        remaining = [(await call(session, panel, "/api/client"))[2].headers["X-RateLimit-Remaining"]
-                     for _ in range(2)]
+        remaining = [
+            (await call(session, panel, "/api/client"))[2].headers["X-RateLimit-Remaining"] for _ in range(2)
+        ]
         assert remaining == ["1", "0"]
         status, body, resp = await call(session, panel, "/api/client")
-        assert status == 429 and body["errors"][0] == {"code": "ThrottleRequestsException",
-                                                       "status": "429", "detail": "Too Many Attempts."}
+        assert status == 429 and body["errors"][0] == {
+            "code": "ThrottleRequestsException",
+            "status": "429",
+            "detail": "Too Many Attempts.",
+        }
         assert resp.headers["Retry-After"] == "60" and int(resp.headers["X-RateLimit-Reset"]) > time.time()
         clock.now += 30.4
         assert (await call(session, panel, "/api/client"))[2].headers["Retry-After"] == "30"
@@ -254,8 +335,11 @@ async def test_routing_errors(panel: FakePanel, session) -> None:
     status, body, _ = await call(session, panel, f"/api/client/servers/{srv.identifier}/power")
     assert status == 405 and body["errors"][0]["detail"].endswith("Supported methods: POST.")
     status, body, _ = await call(session, panel, "/api/client/servers/deadbeef")
-    assert status == 404 and body["errors"][0] == {"code": "NotFoundHttpException", "status": "404",
-        "detail": "The requested resource could not be found on the server."}
+    assert status == 404 and body["errors"][0] == {
+        "code": "NotFoundHttpException",
+        "status": "404",
+        "detail": "The requested resource could not be found on the server.",
+    }
     panel.remove_server(srv.identifier)
     assert (await call(session, panel, f"/api/client/servers/{srv.identifier}"))[0] == 404
 
@@ -286,8 +370,12 @@ async def test_hang_next_then_recovers(panel: FakePanel, session) -> None:
     srv = panel.add_server()
     panel.hang_next(path_contains="/resources")
     with pytest.raises(TimeoutError):
-        await call(session, panel, f"/api/client/servers/{srv.identifier}/resources",
-                   timeout=aiohttp.ClientTimeout(total=0.15))
+        await call(
+            session,
+            panel,
+            f"/api/client/servers/{srv.identifier}/resources",
+            timeout=aiohttp.ClientTimeout(total=0.15),
+        )
     hung = await panel.wait_for(lambda r: r.hung)
     assert hung.status is None and hung.path.endswith("/resources")
     assert (await call(session, panel, f"/api/client/servers/{srv.identifier}/resources"))[0] == 200
@@ -324,8 +412,15 @@ async def test_set_down_refuses_then_same_port(panel: FakePanel, session) -> Non
 
 async def test_wait_for_and_recording(panel: FakePanel, session) -> None:
     srv = panel.add_server()
-    task = asyncio.create_task(call(session, panel, f"/api/client/servers/{srv.identifier}/power",
-                                    method="POST", json={"signal": "start"}))
+    task = asyncio.create_task(
+        call(
+            session,
+            panel,
+            f"/api/client/servers/{srv.identifier}/power",
+            method="POST",
+            json={"signal": "start"},
+        )
+    )
     rec = await panel.wait_for(lambda r: r.method == "POST" and r.path.endswith("/power"))
     assert rec.status == 204 and rec.json == {"signal": "start"} and srv.state == "starting"
     assert rec.headers["authorization"] == rec.headers["Authorization"] == f"Bearer {CLIENT}"
@@ -356,8 +451,16 @@ async def test_resource_cache_and_latency(session) -> None:
 
 async def test_standalone_main() -> None:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.fake_panel", "--servers", "3", "--port", "0", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "tests.fake_panel",
+        "--servers",
+        "3",
+        "--port",
+        "0",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+    )
     try:
         assert proc.stdout is not None
         env = {}
