@@ -236,6 +236,12 @@ async def test_defer_then_followup_replaces_thinking_message(env: Env) -> None:
     assert event["ephemeral"] is True
     original = it.original
     assert original is not None and not original.loading and original.content == "thought: hello"
+    assert original.ephemeral and original.id not in d.messages
+    # its button (generated custom_id) edits the ephemeral message via @original of the click
+    click = await d.component_click(original.id, label="Again", member_id=env.alice)
+    assert (await click.wait_response())["type"] == 6
+    await env.bot.wait_for_event("again", lambda e: e["message_id"] == original.id)
+    assert original.content == "thought again" and original.components == [] and original.edits == 2
 
 
 async def test_gateway_reconnect_resumes_session(env: Env) -> None:

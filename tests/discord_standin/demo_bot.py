@@ -5,8 +5,9 @@ plus the stand-in's ``bot_env()``. It prints ``DEMO_EVENT {json}`` lines the tes
 
 Commands (guild): /ping (ephemeral "pong"), /slow (answers after 3.5 s: too late),
 /panel (a message with a button and a select), /bigembed (an embed over 6000 characters),
-/think (ephemeral defer, then a followup). Button ``demo:post`` posts an embed + PNG in the
-channel; select ``demo:select`` edits that message (new embed, PNG replaced).
+/think (ephemeral defer, then a followup whose "Again" button edits it).
+Button ``demo:post`` posts an embed + PNG in the channel; select ``demo:select`` edits that
+message (new embed, PNG replaced).
 """
 
 from __future__ import annotations
@@ -170,8 +171,25 @@ def register(bot: DemoBot) -> None:
     async def think(interaction: discord.Interaction, text: str = "done") -> None:
         await interaction.response.defer(ephemeral=True, thinking=True)
         await asyncio.sleep(0.05)
-        followup = await interaction.followup.send(f"thought: {text}", wait=True)
+        followup = await interaction.followup.send(f"thought: {text}", view=Again(), wait=True)
         emit("thought", message_id=followup.id, ephemeral=followup.flags.ephemeral)
+
+
+class Again(discord.ui.View):
+    """A view on an ephemeral followup; its button has a generated custom_id."""
+
+    def __init__(self) -> None:
+        super().__init__(timeout=60)
+        button: discord.ui.Button[Again] = discord.ui.Button(
+            label="Again", style=discord.ButtonStyle.secondary
+        )
+        button.callback = self.again  # type: ignore[method-assign]
+        self.add_item(button)
+
+    async def again(self, interaction: discord.Interaction) -> None:
+        await interaction.response.defer()
+        message = await interaction.edit_original_response(content="thought again", view=None)
+        emit("again", message_id=message.id)
 
 
 def main() -> None:

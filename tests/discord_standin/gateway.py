@@ -76,7 +76,7 @@ class GatewayConnection:
         self.writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def send(self, payload: dict[str, Any]) -> asyncio.Future[float]:
-        """Queue a frame; the future resolves (monotonic time) once it is written."""
+        """Queue a frame; the future resolves to the monotonic time it was written (-1.0: socket closed)."""
         fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((payload, fut))
         return fut
@@ -104,9 +104,9 @@ class GatewayConnection:
                     await self.ws.send_bytes(data)
                 else:
                     await self.ws.send_str(text)
-            except Exception as exc:
+            except Exception:
                 if not extra.done():
-                    extra.set_exception(ConnectionResetError(str(exc)))
+                    extra.set_result(-1.0)  # not delivered (kept in the session buffer for RESUME)
                 continue
             if not extra.done():
                 extra.set_result(time.monotonic())
@@ -263,6 +263,7 @@ class Gateway:
             conn.last_heartbeat = now
             st.heartbeats += 1
             conn.send({"op": OP_HEARTBEAT_ACK, "d": None, "s": None, "t": None})
+            st._changed()
             return
         if op == OP_IDENTIFY:
             self._identify(conn, data if isinstance(data, dict) else {})

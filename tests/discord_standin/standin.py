@@ -153,6 +153,10 @@ def _json_response(status: int, body: Any, headers: dict[str, str] | None = None
     return web.Response(status=status, body=raw, headers=out)
 
 
+def _normalize_route(key: str) -> str:
+    return re.sub(r"\{[^}]*\}", "{}", " ".join(key.split()))
+
+
 def _png_size(data: bytes) -> tuple[int, int] | None:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24 and data[12:16] == b"IHDR":
         width, height = struct.unpack(">II", data[16:24])
@@ -202,7 +206,7 @@ class DiscordStandin:
         self.host = host
         self.port = port
         self.privileged_intents = privileged_intents
-        self.rate_limits = dict(rate_limits or {})
+        self.rate_limits = {_normalize_route(k): v for k, v in (rate_limits or {}).items()}
         self.global_rate_limit = global_rate_limit
         self.webhook_token_lifetime = webhook_token_lifetime
         self.max_file_size = max_file_size
@@ -228,6 +232,7 @@ class DiscordStandin:
         self.internal_errors: list[BaseException] = []  # exceptions in the stand-in's own handlers
         self.unknown_calls: list[Call] = []
         self._fail_rules: list[_FailRule] = []
+        self._delays: list[list[Any]] = []  # [route, seconds, remaining count]
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._global_bucket: _Bucket | None = None
 
@@ -370,10 +375,14 @@ class DiscordStandin:
         self,
         guild_id: int | None = None,
         timeout: float = 20.0,  # noqa: ASYNC109
+        count: int = 1,
     ) -> list[dict[str, Any]]:
-        """Wait until the bot has PUT its commands (guild commands, or global with ``guild_id=None``)."""
+        """Wait until the bot has PUT its commands ``count`` times (guild commands, or global with
+        ``guild_id=None``); returns the registered commands."""
         await self.wait_until(
-            lambda: self.command_puts.get(guild_id, 0) > 0, timeout, f"a command sync for guild {guild_id}"
+            lambda: self.command_puts.get(guild_id, 0) >= count,
+            timeout,
+            f"command sync #{count} for guild {guild_id}",
         )
         return copy.deepcopy(self.commands.get(guild_id, []))
 
@@ -604,6 +613,29 @@ class DiscordStandin:
         self._mark_deleted(msg)
         return msg
 
+    def delete_messages(self, channel_id: int, message_ids: Iterable[int]) -> list[Message]:
+        """A moderator bulk-deletes messages: MESSAGE_DELETE_BULK is dispatched."""
+        msgs = []
+        for message_id in message_ids:
+            msg = self.messages.get(message_id)
+            if msg is None or msg.channel_id != channel_id:
+                raise KeyError(f"no message {message_id} in channel {channel_id}")
+            msgs.append(msg)
+        for msg in msgs:
+            msg.deleted = True
+        channel = self.channels[channel_id]
+        if self._loop is not None and channel.guild_id is not None:
+            data = {
+                "ids": [str(m.id) for m in msgs],
+                "channel_id": str(channel_id),
+                "guild_id": str(channel.guild_id),
+            }
+            self.gateway.dispatch(
+                "MESSAGE_DELETE_BULK", data, guild_id=channel.guild_id, intent=INTENT_GUILD_MESSAGES
+            )
+        self._changed()
+        return msgs
+
     def delete_channel(self, channel_id: int) -> Channel:
         """Delete a channel; later calls get 404 10003; CHANNEL_DELETE is dispatched."""
         channel = self.channels[channel_id]
@@ -652,13 +684,14 @@ class DiscordStandin:
         429 comes in Discord's real shape (Via header, X-RateLimit-*, ``retry_after``) so discord.py
         sleeps and retries; 500/502/504 are retried by discord.py too (after 1 + 2n s); others raise.
         """
-        if not any(r.key == route for r in self._routes):
-            raise ValueError(
-                f"unknown route template {route!r}; known: {sorted({r.key for r in self._routes})}"
-            )
+        route = self.route_key(route)
         self._fail_rules.append(
             _FailRule(route, status, count, retry_after, body, dict(headers or {}), is_global)
         )
+
+    def delay_next(self, route: str, seconds: float, count: int = 1) -> None:
+        """Answer the next ``count`` calls of ``route`` only after ``seconds`` (a slow Discord)."""
+        self._delays.append([self.route_key(route), seconds, count])
 
     def channel_messages(self, channel_id: int, *, include_deleted: bool = False) -> list[Message]:
         return sorted(
@@ -673,8 +706,20 @@ class DiscordStandin:
     def get_message(self, message_id: int) -> Message | None:
         return self.messages.get(message_id) or self.ephemeral_messages.get(message_id)
 
+    def route_key(self, route: str) -> str:
+        """The stand-in's template for ``route`` (as discord.py's ``Route.key``); parameter names may
+        differ: "POST /interactions/{id}/{token}/callback" gives
+        "POST /interactions/{webhook_id}/{webhook_token}/callback"."""
+        wanted = _normalize_route(route)
+        for known in self._routes:
+            if _normalize_route(known.key) == wanted:
+                return known.key
+        raise ValueError(f"unknown route template {route!r}; known: {sorted(r.key for r in self._routes)}")
+
     def calls_to(self, route: str) -> list[Call]:
-        return [c for c in self.calls if c.route == route]
+        """Recorded calls of a route template (parameter names may differ, see :meth:`route_key`)."""
+        key = self.route_key(route)
+        return [c for c in self.calls if c.route == key]
 
     # gateway control
     def gateway_reconnect(self) -> int:
@@ -683,10 +728,11 @@ class DiscordStandin:
 
     def gateway_invalidate_session(self, resumable: bool = False) -> int:
         """Send op 9 INVALID_SESSION; with ``resumable=False`` the client identifies again."""
+        sent = self.gateway.send_op(OP_INVALID_SESSION, resumable)
         if not resumable:
             for sess in self.gateway.connected_sessions():
                 sess.invalidated = True
-        return self.gateway.send_op(OP_INVALID_SESSION, resumable)
+        return sent
 
     def gateway_close(self, code: int = 4000, message: str = "") -> None:
         """Close every gateway socket with ``code`` (4000: client may resume; 4004 etc.: fatal)."""
@@ -842,7 +888,9 @@ class DiscordStandin:
         record.webhook_token_expires_at = record.created_at + self.webhook_token_lifetime
         futures = self.gateway.dispatch("INTERACTION_CREATE", payload, session=session)
         if futures:
-            record.created_at = await asyncio.wait_for(futures[0], 5)
+            sent_at = await asyncio.wait_for(futures[0], 5)
+            if sent_at > 0:  # else the socket just closed: the event waits in the session for a RESUME
+                record.created_at = sent_at
         self._changed()
         return record
 
@@ -994,41 +1042,63 @@ class DiscordStandin:
         payload["data"] = record.data = data
         return await self._inject(payload, record)
 
-    def _component_target(
-        self, message_id: int, custom_id: str, kinds: tuple[int, ...]
-    ) -> tuple[Message, dict]:
+    def find_component(
+        self,
+        message_id: int,
+        *,
+        custom_id: str | None = None,
+        label: str | None = None,
+        type: int | None = None,
+    ) -> dict[str, Any]:
+        """The component of a stored message with this custom_id / label / type (exactly one must match)."""
         msg = self.get_message(message_id)
         if msg is None or msg.deleted:
             raise KeyError(f"message {message_id} does not exist (or was deleted)")
-        for comp in _walk_components(msg.components):
-            if comp.get("custom_id") == custom_id:
-                if comp.get("type") not in kinds:
-                    raise ValueError(f"component {custom_id!r} has type {comp.get('type')}, expected {kinds}")
-                if comp.get("disabled"):
-                    raise ValueError(f"component {custom_id!r} is disabled: a user cannot use it")
-                return msg, comp
-        ids = [c.get("custom_id") for c in _walk_components(msg.components) if c.get("custom_id")]
-        raise ValueError(f"message {message_id} has no component {custom_id!r} (has {ids})")
+        found = [
+            comp
+            for comp in _walk_components(msg.components)
+            if comp.get("type") not in (1, 9, 17, 18)
+            and (custom_id is None or comp.get("custom_id") == custom_id)
+            and (label is None or comp.get("label") == label)
+            and (type is None or comp.get("type") == type)
+        ]
+        if len(found) != 1:
+            have = [
+                (c.get("type"), c.get("custom_id"), c.get("label"))
+                for c in _walk_components(msg.components)
+                if c.get("type") not in (1, 9, 17, 18)
+            ]
+            wanted = {"custom_id": custom_id, "label": label, "type": type}
+            raise ValueError(f"{len(found)} components of message {message_id} match {wanted}; it has {have}")
+        return found[0]
+
+    def _component_target(
+        self, message_id: int, custom_id: str | None, label: str | None, kinds: tuple[int, ...]
+    ) -> tuple[Message, dict[str, Any]]:
+        kind = kinds[0] if custom_id is None and label is None else None
+        comp = self.find_component(message_id, custom_id=custom_id, label=label, type=kind)
+        if comp.get("type") not in kinds:
+            raise ValueError(
+                f"component {comp.get('custom_id')!r} has type {comp.get('type')}, expected {kinds}"
+            )
+        if comp.get("disabled"):
+            raise ValueError(f"component {comp.get('custom_id')!r} is disabled: a user cannot use it")
+        if not comp.get("custom_id"):
+            raise ValueError("link/premium buttons do not send interactions")
+        msg = self.get_message(message_id)
+        assert msg is not None
+        return msg, comp
 
     async def _component_interaction(
         self,
-        message_id: int,
+        msg: Message,
         custom_id: str,
         component_type: int,
         values: list[str] | None,
         guild_id: int | None,
         channel_id: int | None,
         member_id: int | None,
-        check: bool,
     ) -> InteractionRecord:
-        kinds = (component_type,)
-        if check:
-            msg, _ = self._component_target(message_id, custom_id, kinds)
-        else:
-            found = self.get_message(message_id)
-            if found is None:
-                raise KeyError(message_id)
-            msg = found
         guild_id = guild_id if guild_id is not None else msg.guild_id
         channel_id = channel_id if channel_id is not None else msg.channel_id
         if member_id is None:
@@ -1044,25 +1114,42 @@ class DiscordStandin:
         record.source_message_id = msg.id
         return await self._inject(payload, record)
 
+    def _message_for_click(self, message_id: int) -> Message:
+        msg = self.get_message(message_id)
+        if msg is None:
+            raise KeyError(f"message {message_id} is not in the stand-in's store")
+        return msg
+
     async def component_click(
         self,
         message_id: int,
-        custom_id: str,
+        custom_id: str | None = None,
         *,
+        label: str | None = None,
         guild_id: int | None = None,
         channel_id: int | None = None,
         member_id: int | None = None,
         check: bool = True,
     ) -> InteractionRecord:
-        """A user clicks a button (component_type 2) on a stored message (channel or ephemeral)."""
-        return await self._component_interaction(
-            message_id, custom_id, 2, None, guild_id, channel_id, member_id, check
-        )
+        """A user clicks a button (component_type 2) on a stored message (channel or ephemeral).
+
+        Give the button's ``custom_id``, or ``label=`` for buttons with generated custom ids.
+        ``check`` refuses what a user could not do (no such button, disabled, deleted message).
+        ``guild_id``/``channel_id`` default to the message's; ``member_id`` to the guild's first member.
+        """
+        if check:
+            msg, comp = self._component_target(message_id, custom_id, label, (2,))
+            custom_id = comp["custom_id"]
+        else:
+            msg = self._message_for_click(message_id)
+        if custom_id is None:
+            raise ValueError("custom_id is required with check=False")
+        return await self._component_interaction(msg, custom_id, 2, None, guild_id, channel_id, member_id)
 
     async def select_choice(
         self,
         message_id: int,
-        custom_id: str,
+        custom_id: str | None,
         values: list[str],
         *,
         guild_id: int | None = None,
@@ -1070,9 +1157,10 @@ class DiscordStandin:
         member_id: int | None = None,
         check: bool = True,
     ) -> InteractionRecord:
-        """A user picks ``values`` in a string select (component_type 3)."""
+        """A user picks ``values`` in a string select (component_type 3); ``custom_id=None``: the only one."""
         if check:
-            _, comp = self._component_target(message_id, custom_id, (3,))
+            msg, comp = self._component_target(message_id, custom_id, None, (3,))
+            custom_id = comp["custom_id"]
             allowed = {o.get("value") for o in comp.get("options", [])}
             unknown = [v for v in values if v not in allowed]
             if unknown:
@@ -1080,9 +1168,11 @@ class DiscordStandin:
             low, high = comp.get("min_values", 1), comp.get("max_values", 1)
             if not low <= len(values) <= high:
                 raise ValueError(f"{custom_id!r} takes {low}..{high} values, got {len(values)}")
-        return await self._component_interaction(
-            message_id, custom_id, 3, values, guild_id, channel_id, member_id, check
-        )
+        else:
+            msg = self._message_for_click(message_id)
+        if custom_id is None:
+            raise ValueError("custom_id is required with check=False")
+        return await self._component_interaction(msg, custom_id, 3, values, guild_id, channel_id, member_id)
 
     async def submit_modal(
         self,
@@ -1422,6 +1512,9 @@ class DiscordStandin:
             call.route = route.key
             call.params = params
             await self._read_body(request, call)
+            delay = self._take_delay(call.route)
+            if delay:
+                await asyncio.sleep(delay)
             injected = self._take_fail_rule(call)
             if injected is not None:
                 call.injected = True
@@ -1496,6 +1589,15 @@ class DiscordStandin:
             except ValueError:
                 raise E.invalid_json() from None
 
+    def _take_delay(self, route: str) -> float:
+        for rule in self._delays:
+            if rule[0] == route and rule[2] > 0:
+                rule[2] -= 1
+                if rule[2] == 0:
+                    self._delays.remove(rule)
+                return float(rule[1])
+        return 0.0
+
     def _take_fail_rule(self, call: Call) -> _Reply | None:
         for rule in self._fail_rules:
             if rule.route == call.route and rule.count > 0:
@@ -1563,7 +1665,7 @@ class DiscordStandin:
                 }
                 return {}, _Reply(429, body, headers)
             bucket.remaining -= 1
-        spec = self.rate_limits.get(route.key)
+        spec = self.rate_limits.get(_normalize_route(route.key))
         if spec is None:
             return {}, None
         limit, period = spec[0], spec[1]
@@ -2229,7 +2331,7 @@ class DiscordStandin:
         self, call: Call, webhook_id: str, webhook_token: str, message_id: str = "@original"
     ) -> Any:
         it = self._webhook_interaction(webhook_id, webhook_token)
-        if message_id == "@original" or "@original" in call.path:
+        if message_id == "@original":
             target_id = it.original_message_id
         else:
             try:
