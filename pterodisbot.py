@@ -1518,6 +1518,14 @@ class PterodactylBot(discord.Client):
         self.servers_fetched_at = self.clock()
         return True
 
+    async def _refresh_listing_briefly(self, wait: float = 5.0) -> bool:
+        """Refresh the server list for someone waiting in Discord: a slow panel falls back to the cache."""
+        try:
+            return await asyncio.wait_for(self.refresh_listing(), wait)
+        except TimeoutError:
+            log.warning("The panel took more than %.0f s to list servers; using the cached list", wait)
+            return False
+
     async def check_states(self, server_ids: Sequence[str], wait: float = 2.0) -> None:
         """Fetch states not known recently, giving up after ``wait`` s (the menu shows what it has)."""
         wanted = [
@@ -1737,8 +1745,7 @@ class PterodactylBot(discord.Client):
             elif not stretched:
                 log.info("Polling every %.0f s again", interval)
             self._stretched = stretched
-            if self.status_updater.is_running():
-                self.status_updater.change_interval(seconds=interval)
+            self.status_updater.change_interval(seconds=interval)
 
     def _write_heartbeat(self) -> None:
         """The Docker HEALTHCHECK reads this: a fresh file means cycles are really running."""
@@ -1755,7 +1762,7 @@ class PterodactylBot(discord.Client):
 
     async def refresh_all_embeds(self) -> tuple[int, int]:
         """Re-render and edit every tracked status message now; returns (refreshed, missing)."""
-        await self.refresh_listing()
+        await self._refresh_listing_briefly()
         tracked = [sid for sid, _ in self.store.items() if sid in self.servers]
         polled = [sid for sid in tracked if not self.servers[sid].blocking_status]
         for sid, result in (await self.api.get_many_resources(polled)).items():
@@ -1772,7 +1779,7 @@ class PterodactylBot(discord.Client):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         listing_old = self.clock() - self.servers_fetched_at > max(30.0, 2 * self.settings.update_interval)
-        if listing_old and not await self.refresh_listing() and not self.servers:
+        if listing_old and not await self._refresh_listing_briefly() and not self.servers:
             await self._reply(interaction, "The panel is unreachable right now; try again in a minute.")
             return
         view = ServerPickerView(self, list(self.servers.values()), interaction.user.id)
@@ -1800,7 +1807,7 @@ class PterodactylBot(discord.Client):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         if server_id not in self.servers:
-            await self.refresh_listing()
+            await self._refresh_listing_briefly()
         server = self.servers.get(server_id)
         if server is None:
             await self._reply(interaction, "That server is no longer on the panel.")

@@ -8,6 +8,7 @@ the stand-in's sitecustomize patches for bot processes).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -226,3 +227,45 @@ def custom_ids(message: Any) -> list[str]:
 
 def components(message: Any) -> list[dict[str, Any]]:
     return [c for row in message.components for c in row.get("components", [])]
+
+
+def text_of(interaction: Any) -> str:
+    """Everything the bot said in answer to an interaction."""
+    parts = [json.dumps(interaction.response or {})]
+    parts += [json.dumps(f) for f in interaction.followups]
+    parts += [m.content for m in interaction.messages]
+    return "\n".join(parts)
+
+
+async def answer(interaction: Any) -> str:
+    """Wait for the bot's final ephemeral words on an interaction (response or first followup)."""
+    response = await interaction.wait_response(timeout=5)
+    if response.get("type") == 5:  # deferred: the words come as a followup
+        await interaction.wait_followups(1, timeout=5)
+        return interaction.followups[-1].get("content") or ""
+    return (response.get("data") or {}).get("content") or ""
+
+
+async def post_status(w: World, identifier: str, *, channel: int | None = None) -> int:
+    """Use /server_status and pick a server, as a member would; returns the posted message id."""
+    command = await w.slash("server_status", channel=channel)
+    await command.wait_followups(1)
+    menu = command.followup_messages[0]
+    select = next(c for c in components(menu) if c["type"] == 3)
+    before = {m.id for m in w.discord.channel_messages(channel or w.channel_id)}
+    choice = await w.discord.select_choice(
+        menu.id,
+        select["custom_id"],
+        values=[identifier],
+        guild_id=w.guild_id,
+        channel_id=channel or w.channel_id,
+        member_id=w.member_id,
+    )
+    assert "Posted the live status" in await answer(choice)
+    posted = [m for m in w.discord.channel_messages(channel or w.channel_id) if m.id not in before]
+    assert len(posted) == 1
+    return posted[0].id
+
+
+def stored(w: World) -> dict[str, dict[str, str]]:
+    return json.loads(w.store_path.read_text())

@@ -8,56 +8,13 @@ injected clock.
 from __future__ import annotations
 
 import asyncio
-import json
 import struct
 from pathlib import Path
 
 from pterodisbot import EmbedLocation, make_custom_id
-from tests.harness import World, components, custom_ids, world
+from tests.harness import answer, components, custom_ids, post_status, stored, world
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def text_of(interaction) -> str:  # type: ignore[no-untyped-def]
-    """Everything the bot said in answer to an interaction."""
-    parts = [json.dumps(interaction.response or {})]
-    parts += [json.dumps(f) for f in interaction.followups]
-    parts += [m.content for m in interaction.messages]
-    return "\n".join(parts)
-
-
-async def answer(interaction) -> str:  # type: ignore[no-untyped-def]
-    """Wait for the bot's final ephemeral words on an interaction (response or first followup)."""
-    response = await interaction.wait_response(timeout=5)
-    if response.get("type") == 5:  # deferred: the words come as a followup
-        await interaction.wait_followups(1, timeout=5)
-        return interaction.followups[-1].get("content") or ""
-    return (response.get("data") or {}).get("content") or ""
-
-
-async def post_status(w: World, identifier: str, *, channel: int | None = None) -> int:
-    """Use /server_status and pick a server, as a member would; returns the posted message id."""
-    command = await w.slash("server_status", channel=channel)
-    await command.wait_followups(1)
-    menu = command.followup_messages[0]
-    select = next(c for c in components(menu) if c["type"] == 3)
-    before = {m.id for m in w.discord.channel_messages(channel or w.channel_id)}
-    choice = await w.discord.select_choice(
-        menu.id,
-        select["custom_id"],
-        values=[identifier],
-        guild_id=w.guild_id,
-        channel_id=channel or w.channel_id,
-        member_id=w.member_id,
-    )
-    assert "Posted the live status" in await answer(choice)
-    posted = [m for m in w.discord.channel_messages(channel or w.channel_id) if m.id not in before]
-    assert len(posted) == 1
-    return posted[0].id
-
-
-def stored(w: World) -> dict[str, dict[str, str]]:
-    return json.loads(w.store_path.read_text())
 
 
 # -- /server_status ---------------------------------------------------------------------------------
