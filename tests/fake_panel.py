@@ -501,7 +501,7 @@ class FakePanel:
 
     async def wait_for(
         self, predicate: Callable[[RecordedRequest], bool], timeout: float = 5.0
-    ) -> RecordedRequest:  # noqa: ASYNC109 (required interface)
+    ) -> RecordedRequest:
         """Wait until an answered (or hung) request satisfies `predicate`; raises TimeoutError."""
         pos, found = 0, None
 

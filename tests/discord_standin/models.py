@@ -408,17 +408,17 @@ class InteractionRecord:
                 return msg
         return None
 
-    async def wait_response(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+    async def wait_response(self, timeout: float = 5.0) -> dict[str, Any]:
         await self._wait(lambda: self.response is not None, timeout, f"a callback for interaction {self.id}")
         assert self.response is not None
         return self.response
 
-    async def wait_callback_attempt(self, timeout: float = 5.0) -> Call:  # noqa: ASYNC109
+    async def wait_callback_attempt(self, timeout: float = 5.0) -> Call:
         """The first callback request (accepted or refused, e.g. 10062 when too late)."""
         await self._wait(lambda: bool(self.callback_calls), timeout, f"a callback attempt for {self.id}")
         return self.callback_calls[0]
 
-    async def wait_followups(self, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:  # noqa: ASYNC109
+    async def wait_followups(self, n: int = 1, timeout: float = 5.0) -> list[dict[str, Any]]:
         await self._wait(
             lambda: len(self.followups) >= n, timeout, f"{n} followup(s) for interaction {self.id}"
         )
@@ -427,7 +427,7 @@ class InteractionRecord:
     async def wait_original(
         self,
         predicate: Callable[[Message], bool] | None = None,
-        timeout: float = 5.0,  # noqa: ASYNC109
+        timeout: float = 5.0,
     ) -> Message:
         """Wait until the original response message exists (and matches ``predicate``)."""
 

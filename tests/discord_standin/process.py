@@ -78,7 +78,7 @@ class BotProcess:
     async def wait_for_line(
         self,
         match: str | re.Pattern[str] | Callable[[str], Any],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> str:
         """First output line (already seen ones included) containing / matching ``match``."""
         if isinstance(match, str):
@@ -128,7 +128,7 @@ class BotProcess:
         self,
         name: str,
         predicate: Callable[[dict[str, Any]], Any] | None = None,
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
     ) -> dict[str, Any]:
         def match(line: str) -> bool:
             idx = line.find(EVENT_PREFIX)
@@ -143,7 +143,7 @@ class BotProcess:
     def tail(self, n: int = 40) -> str:
         return "\n".join(self.lines[-n:])
 
-    async def stop(self, timeout: float = 5.0) -> int | None:  # noqa: ASYNC109
+    async def stop(self, timeout: float = 5.0) -> int | None:
         """SIGINT (discord.py closes cleanly), then SIGTERM, then SIGKILL."""
         proc = self.proc
         if proc is None:

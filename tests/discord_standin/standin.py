@@ -347,7 +347,7 @@ class DiscordStandin:
     async def wait_until(
         self,
         predicate: Callable[[], Any],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         what: str = "condition",
     ) -> Any:
         """Wait until ``predicate()`` is truthy (re-checked on every recorded change); returns its value."""
@@ -367,14 +367,14 @@ class DiscordStandin:
                 f"timed out after {timeout}s waiting for {what}; last REST calls: {recent}"
             ) from None
 
-    async def wait_ready(self, timeout: float = 20.0, count: int = 1) -> None:  # noqa: ASYNC109
+    async def wait_ready(self, timeout: float = 20.0, count: int = 1) -> None:
         """The bot identified and got READY (+ GUILD_CREATE for its guilds) ``count`` times."""
         await self.wait_until(lambda: self.ready_count >= count, timeout, f"READY #{count}")
 
     async def wait_for_commands(
         self,
         guild_id: int | None = None,
-        timeout: float = 20.0,  # noqa: ASYNC109
+        timeout: float = 20.0,
         count: int = 1,
     ) -> list[dict[str, Any]]:
         """Wait until the bot has PUT its commands ``count`` times (guild commands, or global with
@@ -386,7 +386,7 @@ class DiscordStandin:
         )
         return copy.deepcopy(self.commands.get(guild_id, []))
 
-    async def wait_for_call(self, predicate: Callable[[Call], Any], timeout: float = 10.0) -> Call:  # noqa: ASYNC109
+    async def wait_for_call(self, predicate: Callable[[Call], Any], timeout: float = 10.0) -> Call:
         """First recorded REST call (existing ones included) for which ``predicate(call)`` is true."""
 
         def find() -> Call | None:
@@ -400,7 +400,7 @@ class DiscordStandin:
     async def wait_for_message(
         self,
         predicate: Callable[[Message], Any],
-        timeout: float = 10.0,  # noqa: ASYNC109
+        timeout: float = 10.0,
         *,
         include_ephemeral: bool = False,
     ) -> Message:
