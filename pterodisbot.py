@@ -1667,6 +1667,8 @@ class PterodactylBot(discord.Client):
             if listed:
                 for sid in [s for s in tracked if s not in self.servers]:
                     await self._mark_removed(sid)
+                for sid in [s for s in self.live if s not in self.servers]:
+                    del self.live[sid]  # states seen by the picker for servers since deleted
             tracked = [sid for sid in tracked if sid in self.servers]
             self._adjust_interval(len(tracked))
             polled = [sid for sid in tracked if not self.servers[sid].blocking_status]
