@@ -897,7 +897,18 @@ class EmbedStore:
         self._locations = locations
         log.info("Loaded %d status message location(s) from %s", len(locations), self.path)
 
-    def save(self) -> None:
+    def save(self) -> bool:
+        """Write the file; on failure log it, keep the old file and the locations in memory, return False."""
+        try:
+            self._write()
+        except OSError as exc:
+            log.error(
+                "Could not save %s (%s); status message locations are kept in memory only", self.path, exc
+            )
+            return False
+        return True
+
+    def _write(self) -> None:
         data = {
             server_id: {"channel_id": str(loc.channel_id), "message_id": str(loc.message_id)}
             for server_id, loc in sorted(self._locations.items())
@@ -924,9 +935,10 @@ class EmbedStore:
     def get(self, server_id: str) -> EmbedLocation | None:
         return self._locations.get(server_id)
 
-    def set(self, server_id: str, location: EmbedLocation) -> None:
+    def set(self, server_id: str, location: EmbedLocation) -> bool:
+        """Remember a server's message and save; False when the file could not be written."""
         self._locations[server_id] = location
-        self.save()
+        return self.save()
 
     def remove(self, server_id: str, expected: EmbedLocation | None = None) -> bool:
         """Forget a server's message (only if it is still ``expected``, when given) and save."""
@@ -1368,6 +1380,8 @@ class PterodactylBot(discord.Client):
         heartbeat_path: Path | None = Path("logs") / "heartbeat.json",
         edit_timeout: float = 15.0,
     ) -> None:
+        # This bot never joins voice: skip discord.py's start-up warnings about voice libraries.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         intents = discord.Intents.none()
         intents.guilds = True  # roles and channels of the allowed guild, for role checks
         intents.guild_messages = True  # to hear that a status message was deleted (not message content)
@@ -1396,6 +1410,9 @@ class PterodactylBot(discord.Client):
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def setup_hook(self) -> None:
+        if self.heartbeat_path is not None:  # a previous run's heartbeat must not look like ours
+            with contextlib.suppress(OSError):
+                self.heartbeat_path.unlink()
         await self.api.open()
         self.store.load()
         self.add_dynamic_items(ServerButton)
@@ -1846,7 +1863,7 @@ class PterodactylBot(discord.Client):
                 )
                 return
             old = self.store.get(server_id)
-            self.store.set(server_id, EmbedLocation(message.channel.id, message.id))
+            saved = self.store.set(server_id, EmbedLocation(message.channel.id, message.id))
             self.server_states[server_id] = TrackedState(state, cpu, self.clock())
             self._fingerprints[server_id] = embed_fingerprint(embed, graph)
         note = ""
@@ -1859,6 +1876,8 @@ class PterodactylBot(discord.Client):
             except discord.HTTPException as exc:
                 note = f" I could not delete its previous status message in <#{old.channel_id}>."
                 log.warning("Could not delete the old status message of %s: %s", server_id, exc)
+        if not saved:
+            note += " I could not save where it is, so it will not be updated after I restart (see my logs)."
         await self._reply(interaction, f"Posted the live status of **{server.name}** here.{note}")
 
     # -- buttons --------------------------------------------------------------------------------
@@ -1996,20 +2015,42 @@ def healthcheck(path: Path = Path("logs") / "heartbeat.json", now: float | None 
 async def run_bot(settings: Settings) -> None:
     bot = PterodactylBot(settings)
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, lambda s=signum: _request_shutdown(bot, s))
     async with bot:
-        await bot.start(settings.discord_token)
+        runner = asyncio.ensure_future(bot.start(settings.discord_token))
+
+        async def shutdown(signum: int) -> None:
+            log.info("Received %s; shutting down", signal.Signals(signum).name)
+            await bot.close()
+            runner.cancel()  # also ends a reconnect back-off sleep during a Discord outage
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, lambda s=signum: _keep(loop.create_task(shutdown(s))))
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
 
 
-_shutdown_tasks: set[asyncio.Task[None]] = set()
+_background: set[asyncio.Task[None]] = set()
 
 
-def _request_shutdown(bot: PterodactylBot, signum: int) -> None:
-    log.info("Received %s; shutting down", signal.Signals(signum).name)
-    task = asyncio.get_running_loop().create_task(bot.close())
-    _shutdown_tasks.add(task)
-    task.add_done_callback(_shutdown_tasks.discard)
+def _keep(task: asyncio.Task[None]) -> None:
+    """Hold a reference to a fire-and-forget task until it finishes."""
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def check_writable(*folders: Path) -> list[str]:
+    """Problems with the folders the bot writes to (created when missing)."""
+    problems = []
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            problems.append(
+                f"{folder.resolve()} is not writable by this user (uid {os.getuid()}): {exc.strerror}"
+            )
+    return problems
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -2021,10 +2062,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigValidationError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
+    unwritable = check_writable(Path("embed"))
+    if unwritable:
+        print(ConfigValidationError(unwritable).render(), file=sys.stderr)
+        return 2
     setup_logging(settings)
     log.info("Starting Pterodisbot for panel %s", settings.panel_url)
     try:
         asyncio.run(run_bot(settings))
+    except (aiohttp.ClientError, OSError) as exc:
+        log.error("Cannot reach Discord (%s: %s); check the network and try again", type(exc).__name__, exc)
+        return 1
     except discord.LoginFailure:
         log.error("Discord rejected the bot token (DISCORD_TOKEN); reset it in the Developer Portal")
         return 1

@@ -225,3 +225,19 @@ def test_bad_configuration_exits_2_with_one_readable_message(tmp_path: Path) -> 
         assert name in out
     for secret in (TOKEN, APP_KEY, APP_KEY[5:-4]):
         assert secret not in out
+
+
+def test_unwritable_embed_folder_exits_2_before_connecting(tmp_path: Path) -> None:
+    (tmp_path / "embed").write_text("a file where the folder should be")
+    env = {k: v for k, v in os.environ.items() if k not in {c.env for c in CONFIG_KEYS} | {"CONFIG_FILE"}}
+    env |= GOOD_ENV
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "pterodisbot.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "embed is not writable" in result.stderr and "Traceback" not in result.stderr
