@@ -872,6 +872,9 @@ class EmbedStore:
     def load(self) -> None:
         """Load the file; a corrupt or unreadable one is moved aside and the store starts empty."""
         self._locations = {}
+        for leftover in self.path.parent.glob(".embed_locations-*.tmp"):  # from a crash mid-write
+            with contextlib.suppress(OSError):
+                leftover.unlink()
         if not self.path.exists():
             return
         try:

@@ -400,3 +400,13 @@ async def test_budget_learns_limit_and_outside_usage_from_headers() -> None:
     assert clock.slept == []
     await budget.acquire()
     assert clock.slept and clock.now >= 1000.0 + 60.0  # waited for the outside usage to age out
+
+
+def test_leftover_temp_files_from_a_crash_are_removed_on_load(tmp_path: Path) -> None:
+    path = tmp_path / "embed_locations.json"
+    EmbedStore(path).set("aaaa1111", EmbedLocation(1, 2))
+    (tmp_path / ".embed_locations-abc123.tmp").write_text('{"half": ')
+    store = EmbedStore(path)
+    store.load()
+    assert store.get("aaaa1111") == EmbedLocation(1, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["embed_locations.json"]
