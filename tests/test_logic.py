@@ -83,10 +83,22 @@ def test_state_change_takes_precedence_over_other_reasons() -> None:
     assert update_reason(prev, "stopping", 99.0, 10_000.0, **RULES) == "state changed"
 
 
-def test_stretched_interval_keeps_polling_within_budget() -> None:
-    assert stretched_interval(100, 10.0, 684) == 10.0  # 600/min fits
-    assert stretched_interval(150, 10.0, 684) == pytest.approx(150 * 60 / 684)  # 900/min does not
-    assert stretched_interval(0, 10.0, 684) == 10.0
+def test_stretched_interval_fits_whole_cycles_in_the_budget_window() -> None:
+    assert stretched_interval(100, 10.0, 706) == 10.0  # 7 cycles of 100 fit 706 per 61 s
+    assert stretched_interval(150, 10.0, 706) == pytest.approx(61 / 4 + 0.5)  # 4 cycles of 150 fit
+    assert stretched_interval(1000, 10.0, 706) == pytest.approx(1000 * 61 / 706)  # not even one
+    assert stretched_interval(0, 10.0, 706) == 10.0
+
+
+@pytest.mark.parametrize("servers", [1, 50, 100, 101, 150, 353, 354, 700, 2000])
+def test_stretched_cycles_never_exceed_the_budget_in_any_window(servers: int) -> None:
+    budget, window = 706, 61.0
+    interval = stretched_interval(servers, 10.0, budget, window)
+    cycles_in_a_window = int(window // interval) + 1  # most cycle starts in any window-long span
+    if servers <= budget:
+        assert cycles_in_a_window * servers <= budget
+    else:  # one cycle is more than the budget: its requests at least spread over the interval
+        assert interval >= servers * window / budget
 
 
 def make_server(**overrides: object) -> PanelServer:
@@ -368,21 +380,21 @@ class FakeClock:
 
 async def test_budget_lets_a_burst_through_then_waits_for_the_window() -> None:
     clock = FakeClock()
-    budget = RequestBudget(100, clock=clock, sleep=clock.sleep)
-    assert budget.reserve == 5 and budget.polling_per_minute == 95
-    for _ in range(95):
+    budget = RequestBudget(500, clock=clock, sleep=clock.sleep)
+    assert budget.reserve == 10 and budget.polling_per_minute == 490
+    for _ in range(490):
         await budget.acquire()
     assert clock.slept == []  # a whole cycle goes out at once
-    await budget.acquire()  # the 96th polling request waits for the first to leave the window
+    await budget.acquire()  # the 491st polling request waits for the first to leave the window
     assert clock.now == pytest.approx(1000.0 + RequestBudget.WINDOW)
 
 
 async def test_power_actions_may_use_the_reserve() -> None:
     clock = FakeClock()
-    budget = RequestBudget(100, clock=clock, sleep=clock.sleep)
-    for _ in range(95):
+    budget = RequestBudget(500, clock=clock, sleep=clock.sleep)
+    for _ in range(490):
         await budget.acquire()
-    for _ in range(5):
+    for _ in range(10):
         await budget.acquire(priority=True)
     assert clock.slept == []
     assert budget.delay(clock.now, priority=True) > 0
@@ -395,7 +407,7 @@ async def test_budget_learns_limit_and_outside_usage_from_headers() -> None:
     budget.observe(limit=60, remaining=10)  # someone else used 49 of 60
     assert budget.limit == 60
     assert budget.used(clock.now) == 50
-    for _ in range(budget.polling_per_minute - 50):  # 57 - 50: the rest of the window is ours
+    for _ in range(budget.polling_per_minute - 50):  # 58 - 50: the rest of the window is ours
         await budget.acquire()
     assert clock.slept == []
     await budget.acquire()
