@@ -1016,7 +1016,8 @@ def stretched_interval(servers: int, interval: float, budget_per_window: int, wi
     cycles_per_window = budget_per_window // servers
     if cycles_per_window == 0:  # not even one cycle fits: requests spread over the window
         return max(interval, servers * window / budget_per_window)
-    return max(interval, window / cycles_per_window + 0.5)  # 0.5 s of slack for timer jitter
+    spacing = window / cycles_per_window
+    return interval if interval >= spacing else spacing + 0.5  # 0.5 s of slack for timer jitter
 
 
 def display_state(server: PanelServer | None, resources: ServerResources | None, failures: int) -> str:

@@ -88,6 +88,7 @@ def test_stretched_interval_fits_whole_cycles_in_the_budget_window() -> None:
     assert stretched_interval(150, 10.0, 706) == pytest.approx(61 / 4 + 0.5)  # 4 cycles of 150 fit
     assert stretched_interval(1000, 10.0, 706) == pytest.approx(1000 * 61 / 706)  # not even one
     assert stretched_interval(0, 10.0, 706) == 10.0
+    assert stretched_interval(200, 0.05, 980_000) == 0.05  # a raised panel limit: no stretching at all
 
 
 @pytest.mark.parametrize("servers", [1, 50, 100, 101, 150, 353, 354, 700, 2000])
