@@ -2103,4 +2103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run from the imported module, not from __main__: log lines then name "pterodisbot" (its
+    # getLogger(__name__)) and there is one copy of every class, whoever imports this file.
+    import pterodisbot
+
+    sys.exit(pterodisbot.main())
