@@ -26,6 +26,7 @@ from typing import Any
 
 from tests.discord_standin import BotProcess, DiscordStandin, InteractionRecord, Message
 from tests.fake_panel import FakePanel, FakeServer
+from tests.harness import GuildMembers, answer, components
 
 REPO = Path(__file__).resolve().parents[1]
 BOT_SCRIPT = REPO / "pterodisbot.py"
@@ -179,7 +180,7 @@ class BotRun(BotProcess):
 
 
 @dataclass
-class E2E:
+class E2E(GuildMembers):
     panel: E2EPanel
     discord: DiscordStandin
     cwd: Path  # the bot's working directory: embed/ and logs/ land here
@@ -235,33 +236,6 @@ class E2E:
         assert code == 0, f"exit status {code} after SIGTERM:\n{bot.tail()}"
 
     # -- what members do ------------------------------------------------------------------------
-    async def slash(
-        self, name: str, *, member: int | None = None, channel: int | None = None, elsewhere: bool = False
-    ) -> InteractionRecord:
-        if elsewhere:
-            return await self.discord.slash_command(
-                self.other_guild_id, self.other_guild_channel_id, self.stranger_id, name
-            )
-        return await self.discord.slash_command(
-            self.guild_id, channel or self.channel_id, member or self.member_id, name
-        )
-
-    async def click(
-        self, message_id: int, custom_id: str, *, member: int | None = None, elsewhere: bool = False
-    ) -> InteractionRecord:
-        if elsewhere:  # forged: the message is in the served guild, the interaction says otherwise
-            return await self.discord.component_click(
-                message_id,
-                custom_id,
-                guild_id=self.other_guild_id,
-                channel_id=self.other_guild_channel_id,
-                member_id=self.stranger_id,
-                check=False,
-            )
-        return await self.discord.component_click(
-            message_id, custom_id, guild_id=self.guild_id, member_id=member or self.member_id
-        )
-
     async def open_picker(
         self,
         *,
@@ -411,19 +385,6 @@ async def e2e_world(tmp_path: Path, *, interaction_deadline: float = 3.0) -> Asy
 
 
 # -- reading messages and answers -----------------------------------------------------------------
-
-
-async def answer(interaction: InteractionRecord, timeout: float = 10.0) -> str:
-    """The bot's words on an interaction: the response's content, or (deferred) the first followup's."""
-    response = await interaction.wait_response(timeout=timeout)
-    if response.get("type") == 5:
-        await interaction.wait_followups(1, timeout=timeout)
-        return interaction.followups[0].get("content") or ""
-    return (response.get("data") or {}).get("content") or ""
-
-
-def components(message: Message) -> list[dict[str, Any]]:
-    return [c for row in message.components for c in row.get("components", [])]
 
 
 def select_values(menu: Message) -> list[str]:

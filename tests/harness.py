@@ -41,8 +41,50 @@ class ManualClock:
         self.now += seconds
 
 
+class GuildMembers:
+    """What members do, shared by the in-process World and the end-to-end E2E: the attributes below
+    come from the dataclass that mixes this in."""
+
+    discord: DiscordStandin
+    guild_id: int
+    channel_id: int
+    member_id: int
+    other_guild_id: int
+    other_guild_channel_id: int
+    stranger_id: int
+
+    async def slash(
+        self, name: str, *, member: int | None = None, channel: int | None = None, elsewhere: bool = False
+    ) -> Any:
+        """A slash command from the allowed guild, or (elsewhere) from another guild the bot is in."""
+        if elsewhere:
+            return await self.discord.slash_command(
+                self.other_guild_id, self.other_guild_channel_id, self.stranger_id, name
+            )
+        return await self.discord.slash_command(
+            self.guild_id, channel or self.channel_id, member or self.member_id, name
+        )
+
+    async def click(
+        self, message_id: int, custom_id: str, *, member: int | None = None, elsewhere: bool = False
+    ) -> Any:
+        """A button click on a status message, or (elsewhere) one forged to come from another guild."""
+        if elsewhere:
+            return await self.discord.component_click(
+                message_id,
+                custom_id,
+                guild_id=self.other_guild_id,
+                channel_id=self.other_guild_channel_id,
+                member_id=self.stranger_id,
+                check=False,
+            )
+        return await self.discord.component_click(
+            message_id, custom_id, guild_id=self.guild_id, member_id=member or self.member_id
+        )
+
+
 @dataclass
-class World:
+class World(GuildMembers):
     panel: FakePanel
     discord: DiscordStandin
     bot: PterodactylBot
@@ -104,35 +146,6 @@ class World:
     async def restart_bot(self) -> None:
         await self.stop_bot()
         await self.start_bot()
-
-    async def slash(
-        self, name: str, *, member: int | None = None, channel: int | None = None, elsewhere: bool = False
-    ) -> Any:
-        """A slash command from the allowed guild, or (elsewhere) from another guild the bot is in."""
-        if elsewhere:
-            return await self.discord.slash_command(
-                self.other_guild_id, self.other_guild_channel_id, self.stranger_id, name
-            )
-        return await self.discord.slash_command(
-            self.guild_id, channel or self.channel_id, member or self.member_id, name
-        )
-
-    async def click(
-        self, message_id: int, custom_id: str, *, member: int | None = None, elsewhere: bool = False
-    ) -> Any:
-        """A button click on a status message, or (elsewhere) one forged to come from another guild."""
-        if elsewhere:
-            return await self.discord.component_click(
-                message_id,
-                custom_id,
-                guild_id=self.other_guild_id,
-                channel_id=self.other_guild_channel_id,
-                member_id=self.stranger_id,
-                check=False,
-            )
-        return await self.discord.component_click(
-            message_id, custom_id, guild_id=self.guild_id, member_id=member or self.member_id
-        )
 
 
 def point_discord_py_at(url: str) -> dict[str, Any]:
@@ -229,20 +242,12 @@ def components(message: Any) -> list[dict[str, Any]]:
     return [c for row in message.components for c in row.get("components", [])]
 
 
-def text_of(interaction: Any) -> str:
-    """Everything the bot said in answer to an interaction."""
-    parts = [json.dumps(interaction.response or {})]
-    parts += [json.dumps(f) for f in interaction.followups]
-    parts += [m.content for m in interaction.messages]
-    return "\n".join(parts)
-
-
-async def answer(interaction: Any) -> str:
-    """Wait for the bot's final ephemeral words on an interaction (response or first followup)."""
-    response = await interaction.wait_response(timeout=5)
+async def answer(interaction: Any, timeout: float = 10.0) -> str:
+    """The bot's words on an interaction: the response's content, or (deferred) the first followup's."""
+    response = await interaction.wait_response(timeout=timeout)
     if response.get("type") == 5:  # deferred: the words come as a followup
-        await interaction.wait_followups(1, timeout=5)
-        return interaction.followups[-1].get("content") or ""
+        await interaction.wait_followups(1, timeout=timeout)
+        return interaction.followups[0].get("content") or ""
     return (response.get("data") or {}).get("content") or ""
 
 
