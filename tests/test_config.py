@@ -196,21 +196,28 @@ def test_mask_secret_shows_prefix_and_last_four_only() -> None:
     assert mask_secret("short") == "<5 characters>"
 
 
-def test_bad_configuration_exits_2_with_one_readable_message(tmp_path: Path) -> None:
+def run_bot(cwd: Path, config_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``python pterodisbot.py`` with exactly ``config_env`` as its configuration."""
     env = {k: v for k, v in os.environ.items() if k not in {c.env for c in CONFIG_KEYS} | {"CONFIG_FILE"}}
-    env |= {
-        "DISCORD_TOKEN": TOKEN,
-        "PTERODACTYL_CLIENT_API_KEY": APP_KEY,
-        "PTERODACTYL_APPLICATION_API_KEY": "ptla_tooshort",
-        "UPDATE_INTERVAL": "-3",
-    }
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(ROOT / "pterodisbot.py")],
-        cwd=tmp_path,
-        env=env,
+        cwd=cwd,
+        env=env | config_env,
         capture_output=True,
         text=True,
         timeout=60,
+    )
+
+
+def test_bad_configuration_exits_2_with_one_readable_message(tmp_path: Path) -> None:
+    result = run_bot(
+        tmp_path,
+        {
+            "DISCORD_TOKEN": TOKEN,
+            "PTERODACTYL_CLIENT_API_KEY": APP_KEY,
+            "PTERODACTYL_APPLICATION_API_KEY": "ptla_tooshort",
+            "UPDATE_INTERVAL": "-3",
+        },
     )
     assert result.returncode == 2
     out = result.stdout + result.stderr
@@ -229,15 +236,6 @@ def test_bad_configuration_exits_2_with_one_readable_message(tmp_path: Path) -> 
 
 def test_unwritable_embed_folder_exits_2_before_connecting(tmp_path: Path) -> None:
     (tmp_path / "embed").write_text("a file where the folder should be")
-    env = {k: v for k, v in os.environ.items() if k not in {c.env for c in CONFIG_KEYS} | {"CONFIG_FILE"}}
-    env |= GOOD_ENV
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "pterodisbot.py")],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_bot(tmp_path, GOOD_ENV)
     assert result.returncode == 2
     assert "embed is not writable" in result.stderr and "Traceback" not in result.stderr
