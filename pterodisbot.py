@@ -746,13 +746,16 @@ class PterodactylAPI:
         if self._session is None or self._session.closed:
             raise PterodactylError("the API client is not open (call open() first)")
         budget = self.budgets[api]
-        await budget.acquire(priority=method != "GET")
+        priority = method != "GET"  # power actions: a member is waiting on them
         headers = {
             "Authorization": f"Bearer {self._keys[api]}",
             "Accept": "application/json",  # without it a bad key gets a 302 to an HTML login page
         }
         url = self.base_url + path
-        async with self._semaphore:
+        # Power actions skip the concurrency queue (they are rare and someone is waiting); polling
+        # takes its budget slot only once it may really go, so the slot's time is the send time.
+        async with contextlib.nullcontext() if priority else self._semaphore:
+            await budget.acquire(priority=priority)
             try:
                 async with self._session.request(
                     method,

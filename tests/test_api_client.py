@@ -310,3 +310,16 @@ async def test_a_cycle_of_budgeted_requests_earns_no_429(sleeps: RecordingSleep)
             assert not done
             third.cancel()
         assert small.too_many_requests == 0
+
+
+async def test_power_action_does_not_queue_behind_polling(panel: FakePanel, sleeps: RecordingSleep) -> None:
+    servers = panel.add_servers(10, state="running")
+    panel.set_latency(0.2)
+    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, max_concurrency=2, sleep=sleeps)
+    async with client:
+        polling = asyncio.ensure_future(client.get_many_resources(s.identifier for s in servers))
+        await panel.wait_for(lambda r: r.method == "GET")  # the poll is under way, 8 GETs still queued
+        await client.send_power_action(servers[0].identifier, "restart")
+        await polling
+    order = [r.method for r in sorted(panel.requests, key=lambda r: r.at)]
+    assert order.index("POST") <= 4  # sent at once, not after the 10 queued GETs (5 rounds of 2)
