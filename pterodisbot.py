@@ -1790,8 +1790,8 @@ class PterodactylBot(discord.Client):
             self.status_updater.change_interval(seconds=interval)
 
     def _write_heartbeat(self) -> None:
-        """The Docker HEALTHCHECK reads this: a fresh file means cycles are really running."""
-        if self.heartbeat_path is None:
+        """The Docker HEALTHCHECK reads this: a fresh file means cycles run and Discord is connected."""
+        if self.heartbeat_path is None or self.ws is None or not self.ws.open:
             return
         data = {"at": time.time(), "interval": self.status_updater.seconds or self.settings.update_interval}
         try:

@@ -8,10 +8,11 @@ injected clock.
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 from pathlib import Path
 
-from pterodisbot import EmbedLocation, make_custom_id
+from pterodisbot import EmbedLocation, healthcheck, make_custom_id
 from tests.harness import answer, components, custom_ids, post_status, stored, world
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -318,3 +319,18 @@ async def test_restart_keeps_buttons_working_and_messages_updating(tmp_path: Pat
         message = w.discord.messages[message_id]
         assert message.embeds[0]["fields"][0]["value"] == "🟡 Starting"
         assert len(w.discord.channel_messages(w.channel_id)) == 1  # edited in place, no duplicate
+
+
+async def test_heartbeat_tells_the_healthcheck_whether_cycles_run_while_connected(tmp_path: Path) -> None:
+    heartbeat = tmp_path / "heartbeat.json"
+    assert healthcheck(heartbeat) == 1  # nothing yet: unhealthy
+    async with world(tmp_path) as w:
+        w.panel.add_server()
+        await w.bot.run_update_cycle()
+        assert healthcheck(heartbeat) == 0
+        written = json.loads(heartbeat.read_text())
+        assert healthcheck(heartbeat, now=written["at"] + 3 * written["interval"] + 61) == 1  # stale
+        await w.stop_bot()  # Discord connection gone: cycles alone no longer count as alive
+        heartbeat.unlink()
+        await w.bot.run_update_cycle()
+        assert not heartbeat.exists()
