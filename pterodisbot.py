@@ -407,14 +407,9 @@ class PanelServer:
                 allocation = Allocation.from_api(item["attributes"])
         return cls(
             id=int(attributes["id"]),
-            identifier=str(attributes["identifier"]),
-            uuid=str(attributes.get("uuid", "")),
-            name=str(attributes.get("name") or attributes["identifier"]),
-            description=str(attributes.get("description") or ""),
-            status=attributes.get("status"),
+            **cls._common_fields(attributes),
             is_suspended=bool(attributes.get("suspended")) or attributes.get("status") == "suspended",
             is_transferring=False,  # not in the Application API's server item
-            limits=ServerLimits.from_api(attributes.get("limits") or {}),
             node=node,
             allocation=allocation,
         )
@@ -429,17 +424,24 @@ class PanelServer:
                 allocation = Allocation.from_api(item["attributes"])
         return cls(
             id=int(attributes.get("internal_id") or 0),
-            identifier=str(attributes["identifier"]),
-            uuid=str(attributes.get("uuid", "")),
-            name=str(attributes.get("name") or attributes["identifier"]),
-            description=str(attributes.get("description") or ""),
-            status=attributes.get("status"),
+            **cls._common_fields(attributes),
             is_suspended=bool(attributes.get("is_suspended")) or attributes.get("status") == "suspended",
             is_transferring=bool(attributes.get("is_transferring")),
-            limits=ServerLimits.from_api(attributes.get("limits") or {}),
             node=str(attributes.get("node", "")),
             allocation=allocation,
         )
+
+    @staticmethod
+    def _common_fields(attributes: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields both APIs name and shape alike."""
+        return {
+            "identifier": str(attributes["identifier"]),
+            "uuid": str(attributes.get("uuid", "")),
+            "name": str(attributes.get("name") or attributes["identifier"]),
+            "description": str(attributes.get("description") or ""),
+            "status": attributes.get("status"),
+            "limits": ServerLimits.from_api(attributes.get("limits") or {}),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -1563,12 +1565,7 @@ class PterodactylBot(discord.Client):
 
     async def check_states(self, server_ids: Sequence[str], wait: float = 2.0) -> None:
         """Fetch states not known recently, giving up after ``wait`` s (the menu shows what it has)."""
-        wanted = [
-            sid
-            for sid in server_ids
-            if self.known_state(sid) is None
-            and not (sid in self.servers and self.servers[sid].blocking_status)
-        ]
+        wanted = [sid for sid in server_ids if self.known_state(sid) is None]
         if not wanted:
             return
         try:
@@ -1663,20 +1660,17 @@ class PterodactylBot(discord.Client):
             self._fingerprints[server_id] = fingerprint
             return "edited"
 
-    async def _mark_removed(self, server_id: str) -> None:
+    async def _mark_removed(self, server_id: str, name: str) -> None:
         """The server is gone from the panel: say so on its message, drop its buttons, forget it."""
         location = self.store.get(server_id)
         if location is None:
             return
         embed = discord.Embed(
-            title=f"{server_id} was removed from the panel",
+            title=truncate(f"{name} was removed from the panel", 256),
             description="This server no longer exists on the panel; this message is not updated any more.",
             colour=STATE_STYLES["removed"].colour,
             timestamp=datetime.now(UTC),
         )
-        old = self.servers.get(server_id)
-        if old is not None:
-            embed.title = truncate(f"{old.name} was removed from the panel", 256)
         with contextlib.suppress(discord.HTTPException, TimeoutError):
             await asyncio.wait_for(
                 self._partial(location).edit(embed=embed, view=None, attachments=[]), self.edit_timeout
@@ -1701,11 +1695,13 @@ class PterodactylBot(discord.Client):
         """One poll of the panel: list servers, fetch every tracked server, edit what needs it."""
         async with self._cycle_lock:
             started = time.perf_counter()
+            previous = self.servers
             listed = await self.refresh_listing()
             tracked = [sid for sid, _ in self.store.items()]
             if listed:
                 for sid in [s for s in tracked if s not in self.servers]:
-                    await self._mark_removed(sid)
+                    gone = previous.get(sid)
+                    await self._mark_removed(sid, gone.name if gone else sid)
                 for sid in [s for s in self.live if s not in self.servers]:
                     del self.live[sid]  # states seen by the picker for servers since deleted
             tracked = [sid for sid in tracked if sid in self.servers]

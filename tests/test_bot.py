@@ -287,7 +287,7 @@ async def test_server_removed_from_panel_is_marked_and_dropped(tmp_path: Path) -
         w.panel.remove_server(srv.identifier)
         await w.bot.run_update_cycle()
         message = w.discord.messages[message_id]
-        assert "removed from the panel" in message.embeds[0]["title"]
+        assert message.embeds[0]["title"] == "Old World was removed from the panel"
         assert message.components == []
         assert stored(w) == {}
 
