@@ -33,6 +33,7 @@ RUN python -c "import matplotlib.font_manager" \
 
 # The code last: it changes most often. Owned by root and read-only for the bot user.
 COPY pterodisbot.py server_metrics_graphs.py config.ini.example ./
+COPY ptero/ ./ptero/
 
 USER 10001:10001
 

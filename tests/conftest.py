@@ -1,8 +1,10 @@
-"""Shared fixtures: a fake panel on 127.0.0.1 and an API client pointed at it."""
+"""Shared fixtures and helpers: a fake panel on 127.0.0.1, an API client pointed at it, the one fake
+clock and the one PNG reader every test uses."""
 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,6 +13,32 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 from pterodisbot import PterodactylAPI
 from tests.fake_panel import DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY, FakePanel
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class ManualClock:
+    """A clock (monotonic or wall, as the code under test needs) that only the test moves."""
+
+    def __init__(self, start: float = 10_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def png_size(data: bytes | None) -> tuple[int, int]:
+    """Check a PNG's framing (signature, IHDR first, IEND last); return (width, height)."""
+    assert isinstance(data, bytes), type(data)
+    assert data[:8] == PNG_SIGNATURE, data[:16]
+    length, chunk_type = struct.unpack(">I4s", data[8:16])
+    assert (length, chunk_type) == (13, b"IHDR")
+    width, height = struct.unpack(">II", data[16:24])
+    assert data[-12:] == b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    return width, height
 
 
 class RecordingSleep:

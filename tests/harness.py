@@ -21,24 +21,15 @@ import discord.gateway
 import discord.http
 import yarl
 
-from pterodisbot import EmbedStore, PterodactylAPI, PterodactylBot, Settings
+from ptero.bot import PterodactylBot
+from ptero.config import Settings
+from ptero.panel import PterodactylAPI
+from ptero.store import EmbedStore
+from tests.conftest import ManualClock
 from tests.discord_standin import DiscordStandin
 from tests.fake_panel import DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY, FakePanel
 
 TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAw.Gtest.harness-token-never-logged"
-
-
-class ManualClock:
-    """The bot's monotonic clock, moved by the test."""
-
-    def __init__(self, start: float = 10_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class GuildMembers:

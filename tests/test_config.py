@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pterodisbot import CONFIG_KEYS, ConfigValidationError, Settings, load_settings, mask_secret
+from ptero.config import CONFIG_KEYS, ConfigValidationError, Settings, load_settings, mask_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_KEY = "ptlc_" + "A1b2C3d4E5f" + "x" * 28 + "SEC1"
@@ -239,3 +240,10 @@ def test_unwritable_embed_folder_exits_2_before_connecting(tmp_path: Path) -> No
     result = run_bot(tmp_path, GOOD_ENV)
     assert result.returncode == 2
     assert "embed is not writable" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_table_and_settings_name_the_same_keys() -> None:
+    fields = [f.name for f in dataclasses.fields(Settings)]
+    assert sorted(k.attribute for k in CONFIG_KEYS) == sorted(fields)
+    assert len({k.env for k in CONFIG_KEYS}) == len(CONFIG_KEYS)  # one row per key
+    assert len({(k.section, k.option) for k in CONFIG_KEYS}) == len(CONFIG_KEYS)

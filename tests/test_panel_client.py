@@ -8,11 +8,13 @@ import time
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-from pterodisbot import (
+from ptero.panel import (
     MalformedResponseError,
     PanelServerError,
     PterodactylAPI,
+    PterodactylAPIError,
     PterodactylAuthError,
     PterodactylConnectionError,
     PterodactylError,
@@ -117,7 +119,7 @@ async def test_conflict_carries_the_panels_reason(panel: FakePanel, api: Pteroda
     ("status", "error"),
     [(500, PanelServerError), (502, PanelServerError), (503, PanelServerError), (504, PanelServerError)],
 )
-async def test_get_retries_5xx_with_backoff_then_succeeds(
+async def test_get_retries_5xx_with_backoff_then_succeeds_or_raises_its_error(
     panel: FakePanel, api: PterodactylAPI, sleeps: RecordingSleep, status: int, error: type[Exception]
 ) -> None:
     srv = panel.add_server(state="running", cpu=10)
@@ -127,6 +129,10 @@ async def test_get_retries_5xx_with_backoff_then_succeeds(
     assert panel.count("GET", "/resources") == 3
     assert len(sleeps.delays) == 2
     assert 0.25 <= sleeps.delays[0] <= 0.75 and 0.5 <= sleeps.delays[1] <= 1.5  # exponential, jittered
+    panel.fail_next(status, count=1 + api.max_retries, path_contains="/resources")
+    with pytest.raises(error) as info:  # retries exhausted: this status's own error, with its status
+        await api.get_resources(srv.identifier)
+    assert isinstance(info.value, PterodactylAPIError) and info.value.status == status
 
 
 async def test_get_gives_up_after_bounded_retries(
@@ -215,11 +221,28 @@ async def test_missing_accept_header_trap_is_caught(panel: FakePanel) -> None:
     assert info.value.status == 401 and info.value.detail == "Unauthenticated."
 
 
-async def test_redirect_is_an_error_not_followed(panel: FakePanel) -> None:
-    client = PterodactylAPI(panel.url + "/api/client/..", DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
-    async with client:
-        with pytest.raises(PterodactylError):
-            await client.list_servers()
+async def test_redirect_is_an_error_not_followed() -> None:
+    """A reverse proxy that sends plain HTTP to HTTPS (the usual way a panel URL answers 301)."""
+    seen: list[str] = []
+
+    async def to_https(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        raise web.HTTPMovedPermanently(f"https://{request.host}{request.path_qs}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", to_https)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with PterodactylAPI(f"http://127.0.0.1:{port}", DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY) as client:
+            with pytest.raises(MalformedResponseError, match=r"redirected \(301\).*check PTERODACTYL_URL"):
+                await client.list_servers()
+    finally:
+        await runner.cleanup()
+    assert seen == ["/api/application/servers"]  # one request: the redirect was not followed
 
 
 async def test_key_type_and_not_found_errors(panel: FakePanel) -> None:
@@ -248,16 +271,32 @@ async def test_no_aiohttp_exception_escapes(panel: FakePanel) -> None:
         await closed.get_resources("abcdef12")
 
 
-async def test_session_is_shared_and_closed_by_owner(panel: FakePanel) -> None:
+async def test_every_request_goes_through_the_one_session_and_only_its_owner_closes_it(
+    panel: FakePanel,
+) -> None:
     srv = panel.add_server()
-    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
-    await client.open()
-    session = client._session
-    await client.get_resources(srv.identifier)
-    await client.list_servers()
-    assert client._session is session and session is not None and not session.closed
-    await client.close()
-    assert session.closed
+    sent: list[str] = []
+
+    async def on_request_start(
+        _session: object, _context: object, params: aiohttp.TraceRequestStartParams
+    ) -> None:
+        sent.append(params.url.path)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_request_start)
+    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
+        client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, session=session)
+        await client.get_resources(srv.identifier)
+        await client.list_servers()
+        await client.close()  # not its session: left open for its owner
+        assert sent == [f"/api/client/servers/{srv.identifier}/resources", "/api/application/servers"]
+        assert not session.closed
+    owned = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    await owned.open()
+    await owned.get_resources(srv.identifier)
+    await owned.close()  # its own session: closed, so it cannot be used any more
+    with pytest.raises(PterodactylError, match="not open"):
+        await owned.get_resources(srv.identifier)
 
 
 async def test_requests_run_concurrently_under_the_bound(panel: FakePanel, sleeps: RecordingSleep) -> None:

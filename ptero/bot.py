@@ -1,0 +1,186 @@
+"""The bot: lifecycle, commands, gateway events and the update task. The work happens in the board
+(what to show), the UI (what members press) and the panel client; this class wires them together."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import discord
+from discord import app_commands
+from discord.ext import tasks
+
+from ptero import ui
+from ptero.board import CycleReport, StatusBoard
+from ptero.config import Settings
+from ptero.panel import PterodactylAPI
+from ptero.rules import stretched_interval
+from ptero.runtime import write_heartbeat
+from ptero.store import EmbedStore
+from server_metrics_graphs import ServerMetricsManager
+
+log = logging.getLogger(__name__)
+
+
+class GuildCommandTree(app_commands.CommandTree["PterodactylBot"]):
+    """The slash commands, answered only in the served guild (checked once, for every command)."""
+
+    async def interaction_check(self, interaction: discord.Interaction[PterodactylBot], /) -> bool:
+        if interaction.guild_id != interaction.client.settings.allowed_guild_id:
+            await ui.reply(interaction, "Sorry, this bot serves one Discord server only.")
+            return False
+        return True
+
+    async def on_error(
+        self, interaction: discord.Interaction[PterodactylBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        log.error("Command %s failed", interaction.command and interaction.command.name, exc_info=error)
+        await ui.reply(interaction, ui.SOMETHING_WENT_WRONG)
+
+
+class PterodactylBot(discord.Client):
+    """Slash commands, persistent buttons, and the update task that keeps every card fresh."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        api: PterodactylAPI | None = None,
+        store: EmbedStore | None = None,
+        metrics: ServerMetricsManager | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        heartbeat_path: Path | None = Path("logs") / "heartbeat.json",
+        edit_timeout: float = 15.0,
+    ) -> None:
+        # This bot never joins voice: skip discord.py's start-up warnings about voice libraries.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        intents = discord.Intents.none()
+        intents.guilds = True  # roles and channels of the allowed guild, for role checks
+        intents.guild_messages = True  # to hear that a card was deleted (not message content)
+        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        self.settings = settings
+        self.api = api or PterodactylAPI(
+            settings.panel_url, settings.client_api_key, settings.application_api_key
+        )
+        self.board = StatusBoard(
+            settings,
+            self.api,
+            EmbedStore(Path("embed") / "embed_locations.json") if store is None else store,
+            ServerMetricsManager() if metrics is None else metrics,  # "is None": an empty one is falsy
+            ui.DiscordCards(self, settings.allowed_guild_id),
+            clock=clock,
+            edit_timeout=edit_timeout,
+        )
+        self.heartbeat_path = heartbeat_path
+        self.tree = GuildCommandTree(self)
+        self._stretched = False
+        self._register_commands()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def setup_hook(self) -> None:
+        if self.heartbeat_path is not None:  # a previous run's heartbeat must not look like ours
+            with contextlib.suppress(OSError):
+                self.heartbeat_path.unlink()
+        await self.api.open()
+        self.board.load()
+        self.add_dynamic_items(ui.ServerButton)
+        guild = discord.Object(id=self.settings.allowed_guild_id)
+        try:
+            synced = await self.tree.sync(guild=guild)
+            log.info("Synced %d command(s) to guild %s", len(synced), guild.id)
+        except discord.HTTPException as exc:
+            log.error(
+                "Could not register the slash commands in guild %s (%s). Was the bot invited with the "
+                "applications.commands scope?",
+                guild.id,
+                exc,
+            )
+        self.status_updater.change_interval(seconds=self.settings.update_interval)
+        self.status_updater.start()
+
+    async def on_ready(self) -> None:
+        log.info("Connected to Discord as %s; serving guild %s", self.user, self.settings.allowed_guild_id)
+
+    async def close(self) -> None:
+        self.status_updater.cancel()
+        await self.api.close()
+        self.board.close()
+        await super().close()
+
+    def _register_commands(self) -> None:
+        guild = discord.Object(id=self.settings.allowed_guild_id)
+
+        @app_commands.command(name="server_status", description="Post a game server's live status here")
+        async def server_status(interaction: discord.Interaction[PterodactylBot]) -> None:
+            await ui.open_picker(interaction, self.board)
+
+        @app_commands.command(name="refresh_embeds", description="Re-render every status message now")
+        async def refresh_embeds(interaction: discord.Interaction[PterodactylBot]) -> None:
+            await ui.refresh_cards(interaction, self.board)
+
+        self.tree.add_command(server_status, guild=guild)
+        self.tree.add_command(refresh_embeds, guild=guild)
+
+    # -- cards deleted by someone else ----------------------------------------------------------
+    async def on_raw_message_delete(self, payload: discord.RawMessageDeleteEvent) -> None:
+        self.board.drop_cards(lambda loc: loc.message_id == payload.message_id, "was deleted")
+
+    async def on_raw_bulk_message_delete(self, payload: discord.RawBulkMessageDeleteEvent) -> None:
+        self.board.drop_cards(lambda loc: loc.message_id in payload.message_ids, "was deleted")
+
+    async def on_guild_channel_delete(self, channel: discord.abc.GuildChannel) -> None:
+        self.board.drop_cards(lambda loc: loc.channel_id == channel.id, "was in a deleted channel")
+
+    # -- the update task ------------------------------------------------------------------------
+    @tasks.loop(seconds=10)
+    async def status_updater(self) -> None:
+        try:
+            await self.run_update_cycle()
+        except Exception:
+            log.exception("Update cycle failed; the next one runs as planned")
+
+    @status_updater.before_loop
+    async def _before_status_updater(self) -> None:
+        await self.wait_until_ready()
+
+    async def run_update_cycle(self) -> CycleReport:
+        """One cycle of the board, then the polling interval and the heartbeat."""
+        report = await self.board.poll()
+        self._adjust_interval(report.polled)  # after the requests: their headers carry the panel's limit
+        log.info(
+            "Update cycle: %d server(s) checked, %d edited, %d failure(s), %d dropped, %.2f s",
+            report.checked,
+            report.edited,
+            report.failed,
+            report.dropped,
+            report.seconds,
+        )
+        if self.ws is not None and self.ws.open:  # healthy means cycles run *and* Discord is connected
+            write_heartbeat(self.heartbeat_path, self.status_updater.seconds or self.settings.update_interval)
+        return report
+
+    def _adjust_interval(self, servers: int) -> None:
+        """Stretch polling when the tracked servers need more requests than the panel allows."""
+        budget = self.api.budgets["client"]
+        interval = stretched_interval(
+            servers, self.settings.update_interval, budget.polling_per_minute, budget.WINDOW
+        )
+        stretched = interval > self.settings.update_interval
+        current = self.status_updater.seconds or self.settings.update_interval
+        if stretched != self._stretched or (stretched and abs(interval - current) > 0.5):
+            if stretched and not self._stretched:
+                log.warning(
+                    "%d servers every %g s would exceed the panel's limit of %d requests/min; "
+                    "polling every %.1f s instead",
+                    servers,
+                    self.settings.update_interval,
+                    budget.limit,
+                    interval,
+                )
+            elif not stretched:
+                log.info("Polling every %g s again", interval)
+            self._stretched = stretched
+            self.status_updater.change_interval(seconds=interval)

@@ -1,0 +1,254 @@
+"""Configuration: environment variables over config.ini, validated into a frozen Settings.
+
+One table, ``CONFIG_KEYS``, describes every key: its environment name, its place in config.ini, the
+Settings field it fills, its default and the converter that checks it. ``load_settings`` loops over
+the table and reports every problem at once (``ConfigValidationError``); ``main()`` prints that and
+exits 2. A new key costs one row here and one field in ``Settings``.
+"""
+
+from __future__ import annotations
+
+import configparser
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigValidationError(Exception):
+    """Every configuration problem found at start-up, reported together."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        lines = [f"Pterodisbot cannot start: {len(self.problems)} configuration problem(s):"]
+        lines += [f"  - {problem}" for problem in self.problems]
+        lines.append("Set them as environment variables or in config.ini (see config.ini.example).")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The validated configuration. Secrets are kept out of repr()."""
+
+    discord_token: str = field(repr=False)
+    allowed_guild_id: int
+    control_roles: tuple[str, ...]
+    panel_url: str
+    client_api_key: str = field(repr=False)
+    application_api_key: str = field(repr=False)
+    update_interval: float = 10.0
+    force_update_interval: float = 600.0
+    cpu_change_threshold: float = 50.0
+    log_level: str = "INFO"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self.discord_token, self.client_api_key, self.application_api_key)
+
+
+def mask_secret(value: str) -> str:
+    """Show at most a key's 5-character type prefix and its last 4 characters."""
+    if len(value) <= 12:
+        return f"<{len(value)} characters>"
+    return f"{value[:5]}…{value[-4:]}"
+
+
+# -- converters: each takes the raw text and returns the value, or raises ValueError ---------------
+
+Converter = Callable[[str], Any]
+
+
+def text_without_spaces(value: str) -> str:
+    if any(ch.isspace() for ch in value):
+        raise ValueError(f"must not contain spaces (got {mask_secret(value)})")
+    return value
+
+
+def guild_id(value: str) -> int:
+    if not value.isdigit() or int(value) <= 0:
+        raise ValueError(f"must be a positive integer guild id (got {value!r})")
+    return int(value)
+
+
+def role_list(value: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    if not names:
+        raise ValueError("must name at least one role")
+    return names
+
+
+def panel_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        example = "https://panel.example.com"
+        raise ValueError(f"must be an http(s) URL with a host, like {example} (got {value!r})")
+    return value.rstrip("/")
+
+
+def api_key(prefix: str) -> Converter:
+    def convert(value: str) -> str:
+        if not value.startswith(prefix):
+            raise ValueError(f"must start with {prefix!r} (got {mask_secret(value)})")
+        if len(value) < 20:
+            raise ValueError(f"is too short to be a panel API key (got {mask_secret(value)})")
+        return value
+
+    return convert
+
+
+def number(unit: str, *, minimum: float, strict: bool) -> Converter:
+    """A finite number of ``unit`` that is > minimum (strict) or >= minimum."""
+
+    def convert(value: str) -> float:
+        try:
+            result = float(value)
+        except ValueError:
+            raise ValueError(f"must be a number of {unit} (got {value!r})") from None
+        in_range = result > minimum if strict else result >= minimum
+        if not in_range or result == float("inf"):
+            bound = f"greater than {minimum:g}" if strict else f"{minimum:g} or more"
+            raise ValueError(f"must be {bound} (got {value!r})")
+        return result
+
+    return convert
+
+
+def log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (got {value!r})")
+    return value.upper()
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigKey:
+    env: str
+    section: str
+    option: str
+    attribute: str  # the Settings field
+    default: str | None  # None means required
+    convert: Converter
+    secret: bool = False
+
+
+CONFIG_KEYS: tuple[ConfigKey, ...] = (
+    ConfigKey("DISCORD_TOKEN", "Discord", "Token", "discord_token", None, text_without_spaces, True),
+    ConfigKey("ALLOWED_GUILD_ID", "Discord", "AllowedGuildID", "allowed_guild_id", None, guild_id),
+    ConfigKey("CONTROL_ROLES", "Discord", "ControlRoles", "control_roles", "Game Server User", role_list),
+    ConfigKey("PTERODACTYL_URL", "Pterodactyl", "PanelURL", "panel_url", None, panel_url),
+    ConfigKey(
+        "PTERODACTYL_CLIENT_API_KEY",
+        "Pterodactyl",
+        "ClientAPIKey",
+        "client_api_key",
+        None,
+        api_key("ptlc_"),
+        True,
+    ),
+    ConfigKey(
+        "PTERODACTYL_APPLICATION_API_KEY",
+        "Pterodactyl",
+        "ApplicationAPIKey",
+        "application_api_key",
+        None,
+        api_key("ptla_"),
+        True,
+    ),
+    ConfigKey(
+        "UPDATE_INTERVAL",
+        "Bot",
+        "UpdateInterval",
+        "update_interval",
+        "10",
+        number("seconds", minimum=0, strict=True),
+    ),
+    ConfigKey(
+        "FORCE_UPDATE_INTERVAL",
+        "Bot",
+        "ForceUpdateInterval",
+        "force_update_interval",
+        "600",
+        number("seconds", minimum=0, strict=True),
+    ),
+    ConfigKey(
+        "CPU_CHANGE_THRESHOLD",
+        "Bot",
+        "CPUChangeThreshold",
+        "cpu_change_threshold",
+        "50",
+        number("percentage points", minimum=0, strict=False),
+    ),
+    ConfigKey("LOG_LEVEL", "Bot", "LogLevel", "log_level", "INFO", log_level),
+)
+SECTIONS = tuple(dict.fromkeys(key.section for key in CONFIG_KEYS))
+
+
+def _read_config_file(path: Path, problems: list[str]) -> dict[tuple[str, str], str]:
+    """Read config.ini into {(section, option): value}; unknown sections or keys are problems."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep the documented case
+    try:
+        with path.open(encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        problems.append(f"{path}: cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        return {}
+    known = {(k.section.lower(), k.option.lower()): k for k in CONFIG_KEYS}
+    values: dict[tuple[str, str], str] = {}
+    for option in parser.defaults():
+        problems.append(f"{path}: [DEFAULT] {option} is not a known key (put it in its own section)")
+    for section in parser.sections():
+        if section.lower() not in {s.lower() for s in SECTIONS}:
+            problems.append(f"{path}: unknown section [{section}] (known: {', '.join(SECTIONS)})")
+            continue
+        for option, value in parser.items(section, raw=True):
+            if option in parser.defaults():
+                continue
+            key = known.get((section.lower(), option.lower()))
+            if key is None:
+                names = ", ".join(k.option for k in CONFIG_KEYS if k.section.lower() == section.lower())
+                problems.append(f"{path}: unknown key {option} in [{section}] (known: {names})")
+                continue
+            values[(key.section, key.option)] = value.strip()
+    return values
+
+
+def load_settings(environ: Mapping[str, str], config_path: Path | None = None) -> Settings:
+    """Build Settings from the environment over config.ini; raise ConfigValidationError listing all problems.
+
+    The file is CONFIG_FILE from the environment, else ``config_path``, else ./config.ini; it is optional.
+    """
+    problems: list[str] = []
+    explicit = environ.get("CONFIG_FILE")
+    path = Path(explicit) if explicit else (config_path or Path("config.ini"))
+    file_values: dict[tuple[str, str], str] = {}
+    if path.is_file():
+        file_values = _read_config_file(path, problems)
+    elif explicit:
+        problems.append(f"CONFIG_FILE points to {path}, which does not exist")
+
+    parsed: dict[str, Any] = {}
+    for key in CONFIG_KEYS:
+        env_value = environ.get(key.env, "").strip()
+        if env_value:
+            value, where = env_value, f"{key.env} (env)"
+        elif file_values.get((key.section, key.option)):
+            value, where = file_values[(key.section, key.option)], f"[{key.section}] {key.option} ({path})"
+        elif key.default is not None:
+            value, where = key.default, f"{key.env} (default)"
+        else:
+            problems.append(f"{key.env} / [{key.section}] {key.option} is required but not set")
+            continue
+        try:
+            parsed[key.attribute] = key.convert(value)
+        except ValueError as exc:
+            problems.append(f"{where}: {exc}")
+
+    if problems:
+        raise ConfigValidationError(problems)
+    return Settings(**parsed)

@@ -1,0 +1,313 @@
+"""The async client for the panel's Client API and Application API. It never imports discord."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Literal, Self, TypeVar
+
+import aiohttp
+
+from ptero.panel.budget import RequestBudget
+from ptero.panel.errors import (
+    MalformedResponseError,
+    PanelServerError,
+    PterodactylConnectionError,
+    PterodactylError,
+    RateLimitedError,
+    error_detail,
+    error_for_status,
+)
+from ptero.panel.models import POWER_SIGNALS, Allocation, PanelServer, PowerSignal, ServerResources
+
+log = logging.getLogger(__name__)
+
+ApiKind = Literal["client", "application"]
+T = TypeVar("T")
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class PterodactylAPI:
+    """Async client for the panel's Client API (ptlc_ key) and Application API (ptla_ key).
+
+    The owner opens it once (``await api.open()`` or ``async with``) and closes it at shutdown;
+    all requests share one aiohttp session. Requests run concurrently, at most ``max_concurrency``
+    at a time: one request at a time (the original design) cannot poll 100 servers at 100 ms
+    latency within a 10 s cycle. Each key's RequestBudget keeps the total under the panel's limit.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_key: str,
+        application_key: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+        max_concurrency: int = 16,
+        max_retries: int = 3,
+        backoff_base: float = 0.5,
+        max_retry_after: float = 30.0,
+        client_limit: int = 720,
+        application_limit: int = 240,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,  # for retry backoff
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._keys: dict[ApiKind, str] = {"client": client_key, "application": application_key}
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
+        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.max_retry_after = max_retry_after
+        self._sleep = sleep
+        self.budgets: dict[ApiKind, RequestBudget] = {
+            "client": RequestBudget(client_limit, clock=clock),
+            "application": RequestBudget(application_limit, clock=clock),
+        }
+        self.rate_limited_count = 0  # 429s received, for logs and the benchmark
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def open(self) -> None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._owns_session = True
+
+    async def close(self) -> None:
+        if self._session is not None and self._owns_session and not self._session.closed:
+            await self._session.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    # -- public calls ---------------------------------------------------------------------------
+    async def list_servers(self) -> list[PanelServer]:
+        """Every server on the panel (Application API), following every page.
+
+        The panel's ``links.next`` drops the query string (so include= and per_page= would be
+        lost); we ask for each page number ourselves instead.
+        """
+        servers: list[PanelServer] = []
+        page = 1
+        while True:
+            body = await self._get(
+                "application",
+                "/api/application/servers",
+                {"page": str(page), "per_page": "100", "include": "allocations,node"},
+            )
+            for item in self._list_data(body):
+                servers.append(self._parse(PanelServer.from_application, item))
+            pagination = ((body.get("meta") or {}).get("pagination")) or {}
+            total_pages = int(pagination.get("total_pages") or 1)
+            if page >= total_pages:
+                return servers
+            page += 1
+
+    async def get_server(self, identifier: str) -> PanelServer:
+        body = await self._get("client", f"/api/client/servers/{_segment(identifier)}")
+        return self._parse(PanelServer.from_client, self._item(body, "server"))
+
+    async def get_primary_allocation(self, identifier: str) -> Allocation:
+        body = await self._get("client", f"/api/client/servers/{_segment(identifier)}/network/allocations")
+        for item in self._list_data(body):
+            if item.get("is_default"):
+                return self._parse(Allocation.from_api, item)
+        raise MalformedResponseError(f"server {identifier} has no primary allocation")
+
+    async def get_resources(self, identifier: str) -> ServerResources:
+        body = await self._get("client", f"/api/client/servers/{_segment(identifier)}/resources")
+        return self._parse(ServerResources.from_api, self._item(body, "stats"))
+
+    async def get_many_resources(
+        self, identifiers: Iterable[str]
+    ) -> dict[str, ServerResources | PterodactylError]:
+        """Resources of many servers at once; a failure is returned in place of that server's result."""
+
+        async def one(identifier: str) -> ServerResources | PterodactylError:
+            try:
+                return await self.get_resources(identifier)
+            except PterodactylError as exc:
+                return exc
+
+        ids = list(dict.fromkeys(identifiers))
+        results = await asyncio.gather(*(one(i) for i in ids))
+        return dict(zip(ids, results, strict=True))
+
+    async def send_power_action(self, identifier: str, signal: PowerSignal) -> None:
+        """Send a power signal. Never retried: a doubled restart is worse than a reported error."""
+        if signal not in POWER_SIGNALS:
+            raise ValueError(f"unknown power signal {signal!r}")
+        await self._request(
+            "client",
+            "POST",
+            f"/api/client/servers/{_segment(identifier)}/power",
+            json_body={"signal": signal},
+        )
+
+    # -- plumbing -------------------------------------------------------------------------------
+    @staticmethod
+    def _parse(parser: Callable[[Mapping[str, Any]], T], attributes: Mapping[str, Any]) -> T:
+        try:
+            return parser(attributes)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedResponseError(f"unexpected panel data: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _item(body: Any, expected: str) -> Mapping[str, Any]:
+        if (
+            not isinstance(body, dict)
+            or body.get("object") != expected
+            or not isinstance(body.get("attributes"), dict)
+        ):
+            raise MalformedResponseError(f"expected a {expected!r} object from the panel")
+        attributes: Mapping[str, Any] = body["attributes"]
+        return attributes
+
+    @staticmethod
+    def _list_data(body: Any) -> list[Mapping[str, Any]]:
+        if (
+            not isinstance(body, dict)
+            or body.get("object") != "list"
+            or not isinstance(body.get("data"), list)
+        ):
+            raise MalformedResponseError("expected a list object from the panel")
+        items = []
+        for item in body["data"]:
+            if not isinstance(item, dict) or not isinstance(item.get("attributes"), dict):
+                raise MalformedResponseError("malformed list item from the panel")
+            items.append(item["attributes"])
+        return items
+
+    async def _get(self, api: ApiKind, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """GET with bounded retries (exponential backoff with jitter) on connection errors, 429, 5xx."""
+        attempt = 0
+        while True:
+            try:
+                return await self._request(api, "GET", path, params=params)
+            except (PterodactylConnectionError, RateLimitedError, PanelServerError) as exc:
+                if attempt >= self.max_retries:
+                    raise
+                delay = self.backoff_base * (2**attempt) * random.uniform(0.5, 1.5)
+                if isinstance(exc, RateLimitedError):
+                    if exc.retry_after > self.max_retry_after:
+                        raise
+                    delay = max(delay, exc.retry_after)
+                attempt += 1
+                log.debug("GET %s failed (%s); retry %d in %.2fs", path, exc, attempt, delay)
+                await self._sleep(delay)
+
+    async def _request(
+        self,
+        api: ApiKind,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> Any:
+        if self._session is None or self._session.closed:
+            raise PterodactylError("the API client is not open (call open() first)")
+        budget = self.budgets[api]
+        priority = method != "GET"  # power actions: a member is waiting on them
+        headers = {
+            "Authorization": f"Bearer {self._keys[api]}",
+            "Accept": "application/json",  # without it a bad key gets a 302 to an HTML login page
+        }
+        url = self.base_url + path
+        # Power actions skip the concurrency queue (they are rare and someone is waiting); polling
+        # takes its budget slot only once it may really go, so the slot's time is the send time.
+        async with contextlib.nullcontext() if priority else self._semaphore:
+            await budget.acquire(priority=priority)
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body,
+                    headers=headers,
+                    timeout=self._timeout,
+                    allow_redirects=False,
+                ) as response:
+                    budget.observe(
+                        _int_header(response.headers, "X-RateLimit-Limit"),
+                        _int_header(response.headers, "X-RateLimit-Remaining"),
+                    )
+                    text = await response.text(errors="replace")
+                    status = response.status
+                    content_type = response.content_type
+                    retry_after = response.headers.get("Retry-After")
+            except TimeoutError as exc:
+                raise PterodactylConnectionError(
+                    f"{method} {path}: the panel did not answer in time"
+                ) from exc
+            except aiohttp.ClientError as exc:
+                raise PterodactylConnectionError(
+                    f"{method} {path}: cannot reach the panel ({type(exc).__name__})"
+                ) from exc
+        return self._interpret(api, method, path, status, content_type, text, retry_after)
+
+    def _interpret(
+        self,
+        api: ApiKind,
+        method: str,
+        path: str,
+        status: int,
+        content_type: str,
+        text: str,
+        retry_after: str | None,
+    ) -> Any:
+        if 300 <= status < 400:
+            raise MalformedResponseError(
+                f"{method} {path}: the panel redirected ({status}), probably to its login page; "
+                "check PTERODACTYL_URL"
+            )
+        is_json = content_type == "application/json" or content_type.endswith("+json")
+        body: Any = None
+        if text and is_json:
+            try:
+                body = json.loads(text)
+            except ValueError as exc:
+                if status < 400:
+                    raise MalformedResponseError(f"{method} {path}: the panel sent malformed JSON") from exc
+        elif text and status < 400:
+            raise MalformedResponseError(
+                f"{method} {path}: the panel answered {content_type or 'no content type'} instead of JSON"
+            )
+        if status < 300:
+            return body
+        detail, code = error_detail(body, status)
+        if status == 429:
+            self.rate_limited_count += 1
+            try:
+                wait = float(retry_after) if retry_after else 1.0
+            except ValueError:
+                wait = 1.0
+            self.budgets[api].pause(wait)
+            raise RateLimitedError(status, detail, code, retry_after=wait)
+        raise error_for_status(status)(status, detail, code)
+
+
+def _segment(identifier: str) -> str:
+    """A server identifier as one safe path segment."""
+    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", identifier):
+        raise ValueError(f"not a server identifier: {identifier!r}")
+    return identifier

@@ -1,0 +1,135 @@
+"""Runtime: logging, the heartbeat and its healthcheck, and running the bot until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from pathlib import Path
+
+import discord
+
+from ptero.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def write_heartbeat(path: Path | None, interval: float) -> None:
+    """The Docker HEALTHCHECK reads this: a fresh file means cycles run and Discord is connected."""
+    if path is None:
+        return
+    data = {"at": time.time(), "interval": interval}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("Could not write the heartbeat file %s: %s", path, exc)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Last line of defence: no log line, traceback included, may carry a token or API key."""
+
+    def __init__(self, fmt: str, secrets: Iterable[str]) -> None:
+        super().__init__(fmt)
+        self._secrets = [s for s in secrets if s]
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def setup_logging(settings: Settings, log_dir: Path = Path("logs")) -> None:
+    formatter = RedactingFormatter("%(asctime)s %(levelname)-8s %(name)s: %(message)s", settings.secrets)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(
+            logging.handlers.RotatingFileHandler(
+                log_dir / "pterodisbot.log", maxBytes=5 * 1024 * 1024, backupCount=3, encoding="utf-8"
+            )
+        )
+    except OSError as exc:
+        print(f"Logging to stderr only: cannot write to {log_dir}: {exc}", file=sys.stderr)
+    root = logging.getLogger()
+    root.handlers.clear()
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    root.setLevel(settings.log_level)
+    logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
+    logging.getLogger("discord.http").setLevel(logging.WARNING)
+
+
+def healthcheck(path: Path = Path("logs") / "heartbeat.json", now: float | None = None) -> int:
+    """Exit status for Docker's HEALTHCHECK: 0 when an update cycle finished recently."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        age = (time.time() if now is None else now) - float(data["at"])
+        allowed = 3 * float(data["interval"]) + 60
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"unhealthy: no readable heartbeat at {path} ({exc})")
+        return 1
+    if age > allowed:
+        print(f"unhealthy: last update cycle {age:.0f} s ago (allowed {allowed:.0f} s)")
+        return 1
+    print(f"healthy: last update cycle {age:.0f} s ago")
+    return 0
+
+
+async def run_bot(bot: discord.Client, token: str) -> None:
+    """Run ``bot`` until SIGINT or SIGTERM, then close it cleanly."""
+    loop = asyncio.get_running_loop()
+    async with bot:
+        runner = asyncio.ensure_future(bot.start(token))
+
+        async def shutdown(signum: int) -> None:
+            log.info("Received %s; shutting down", signal.Signals(signum).name)
+            await bot.close()
+            runner.cancel()  # also ends a reconnect back-off sleep during a Discord outage
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, _on_signal, loop, shutdown, signum)
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+
+
+def _on_signal(
+    loop: asyncio.AbstractEventLoop, shutdown: Callable[[int], Coroutine[None, None, None]], signum: int
+) -> None:
+    _keep(loop.create_task(shutdown(signum)))
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _keep(task: asyncio.Task[None]) -> None:
+    """Hold a reference to a fire-and-forget task until it finishes."""
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+def check_writable(*folders: Path) -> list[str]:
+    """Problems with the folders the bot writes to (created when missing)."""
+    problems = []
+    for folder in folders:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+                pass
+        except OSError as exc:
+            problems.append(
+                f"{folder.resolve()} is not writable by this user (uid {os.getuid()}): {exc.strerror}"
+            )
+    return problems

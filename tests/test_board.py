@@ -1,0 +1,365 @@
+"""ptero.board: the update cycle and its cards, in process: the real bot against the Discord stand-in and
+the fake panel over HTTP, cycle by cycle on an injected clock; faults of the panel and of Discord."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import discord
+import pytest
+
+from ptero.board import CardGone, StatusBoard
+from ptero.cards import Card
+from ptero.config import Settings
+from ptero.panel import PterodactylAPI
+from ptero.store import EmbedLocation, EmbedStore
+from ptero.ui import make_custom_id
+from server_metrics_graphs import ServerMetricsManager
+from tests.conftest import ManualClock, png_size
+from tests.fake_panel import DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY, FakePanel
+from tests.harness import World, answer, post_status, stored, world
+
+EDIT_ROUTE = "PATCH /channels/{channel_id}/messages/{message_id}"
+
+
+def state_field(w: World, message_id: int) -> str:
+    value: str = w.discord.messages[message_id].embeds[0]["fields"][0]["value"]
+    return value
+
+
+async def test_flaky_panel_never_flaps_the_embed_and_recovers(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        servers = w.panel.add_servers(6, state="running", cpu=20)
+        ids = {s.identifier: await post_status(w, s.identifier) for s in servers}
+        await w.bot.run_update_cycle()
+        w.panel.fail_ratio(1 / 3, statuses=(500, 502, 503), seed=7)
+        for _ in range(6):
+            w.clock.advance(10)
+            report = await w.bot.run_update_cycle()
+            assert report.checked == 6
+            for message_id in ids.values():
+                assert state_field(w, message_id) == "🟢 Running"  # never "offline", never "unreachable"
+        w.panel.fail_ratio(0)
+        w.clock.advance(10)
+        report = await w.bot.run_update_cycle()
+        assert report.failed == 0
+        assert all(w.bot.board.records[i].failures == 0 for i in ids)
+
+
+async def test_panel_down_for_a_minute_shows_unreachable_answers_clicks_and_recovers(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(name="Survival", state="running", cpu=20, ip="10.0.0.7", port=25570)
+        message_id = await post_status(w, srv.identifier)
+        await w.bot.run_update_cycle()
+        await w.panel.set_down(True)
+        for _ in range(6):  # one minute of 10 s cycles
+            w.clock.advance(10)
+            await w.bot.run_update_cycle()
+        assert state_field(w, message_id) == "❔ Panel unreachable"
+        assert "last known" not in (w.discord.messages[message_id].embeds[0].get("description") or "")
+
+        click = await w.click(message_id, make_custom_id("restart", srv.identifier), member=w.operator_id)
+        assert "unreachable" in await answer(click)
+        assert click.latency is not None and click.latency < 3
+        address = await w.click(message_id, make_custom_id("address", srv.identifier))
+        assert "`10.0.0.7:25570`" in await answer(address)  # from the cached listing
+
+        await w.panel.set_down(False)
+        w.clock.advance(10)
+        await w.bot.run_update_cycle()
+        assert state_field(w, message_id) == "🟢 Running"
+
+
+@pytest.mark.parametrize("fault", ["malformed", "html", "hang"])
+async def test_bad_answers_are_failures_not_data(tmp_path: Path, fault: str) -> None:
+    async with world(tmp_path, api_timeout=0.3) as w:
+        srv = w.panel.add_server(state="running", cpu=20)
+        message_id = await post_status(w, srv.identifier)
+        await w.bot.run_update_cycle()
+        arm = {"malformed": w.panel.malformed_next, "html": w.panel.html_next, "hang": w.panel.hang_next}[
+            fault
+        ]
+        arm(count=4, path_contains="/resources")
+        w.clock.advance(10)
+        report = await w.bot.run_update_cycle()
+        assert report.failed == 1 and w.bot.board.records[srv.identifier].failures == 1
+        assert state_field(w, message_id) == "🟢 Running"  # last known data stays up
+
+
+async def test_rate_limited_panel_is_waited_out(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(state="running", cpu=20)
+        await post_status(w, srv.identifier)
+        w.panel.fail_next(429, path_contains="/resources")  # Retry-After: 1
+        report = await w.bot.run_update_cycle()
+        assert report.failed == 0
+        assert w.bot.api.rate_limited_count == 1
+
+
+async def test_discord_429_and_5xx_on_edits_are_retried_or_retried_next_cycle(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(state="running", cpu=10)
+        message_id = await post_status(w, srv.identifier)
+        message = w.discord.messages[message_id]
+        await w.restart_bot()
+        w.discord.fail_next(EDIT_ROUTE, 429)  # discord.py waits retry_after and retries
+        assert (await w.bot.run_update_cycle()).edited == 1
+        w.clock.advance(10)
+        srv.state = "stopping"
+        w.discord.fail_next(EDIT_ROUTE, 403)  # not retried by discord.py: the edit fails this cycle
+        report = await w.bot.run_update_cycle()
+        assert report.edited == 0 and report.failed == 1
+        assert message.embeds[0]["fields"][0]["value"] == "🟢 Running"
+        assert stored(w)  # a refusal is not a deletion: the location is kept
+
+
+async def test_polling_stretches_instead_of_earning_429s_and_says_so_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    panel = FakePanel(client_rate_limit=120)
+    async with world(tmp_path, panel=panel) as w:
+        servers = w.panel.add_servers(20, state="offline")
+        for s in servers:
+            await post_status(w, s.identifier)
+        caplog.set_level(logging.INFO, logger="ptero")
+        for _ in range(3):
+            w.clock.advance(10)
+            await w.bot.run_update_cycle()
+        stretch = [r for r in caplog.records if "would exceed the panel's limit" in r.getMessage()]
+        assert len(stretch) == 1
+        budget = w.bot.api.budgets["client"]
+        assert budget.limit == 120  # learned from X-RateLimit-Limit
+        assert budget.polling_per_minute == 118  # 120 minus the reserve for clicks
+        assert w.bot.status_updater.seconds == pytest.approx(61 / 5 + 0.5)  # 5 whole cycles of 20 per window
+        assert w.panel.too_many_requests == 0
+
+
+async def test_edits_happen_exactly_when_the_rules_say(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(state="running", cpu=10, memory_bytes=100 * 1024**2, uptime_ms=1000)
+        message_id = await post_status(w, srv.identifier)
+        message = w.discord.messages[message_id]
+        await w.restart_bot()  # a fresh process: nothing known, so the first check edits
+        steps: list[tuple[float, dict[str, object], int]] = [
+            (0, {}, 1),  # first check since start-up
+            (10, {"cpu": 55}, 0),  # +45 points: not enough
+            (10, {"cpu": 60.001}, 1),  # +50.001 points since the last edit
+            (10, {"state": "stopping"}, 1),  # power state changed
+            (10, {}, 0),  # nothing changed
+            (580, {"uptime_ms": 999_000}, 0),  # content changed, but no rule fires yet
+            (10, {}, 1),  # 600 s since the last edit: forced refresh
+            (600, {}, 0),  # forced again, but what it shows is identical: no edit
+        ]
+        for number, (elapsed, changes, expected) in enumerate(steps):
+            w.clock.advance(elapsed)
+            for name, value in changes.items():
+                setattr(srv, name, value)
+            before = message.edits
+            report = await w.bot.run_update_cycle()
+            assert (report.edited, message.edits - before) == (expected, expected), f"step {number}"
+        assert w.bot.board.records[srv.identifier].card.shown.state == "stopping"
+
+
+async def test_graph_appears_after_two_samples_and_goes_when_stopped(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(state="running", cpu=20, memory_bytes=512 * 1024**2)
+        message_id = await post_status(w, srv.identifier)
+        message = w.discord.messages[message_id]
+        await w.bot.run_update_cycle()  # first sample
+        assert message.attachments == []
+        w.clock.advance(10)
+        srv.cpu = 90  # +70: edit, now with 2 samples
+        await w.bot.run_update_cycle()
+        image = message.embed_image_attachment()
+        assert image is not None and png_size(image.data) == (800, 500)
+        assert message.embeds[0]["image"]["url"].endswith(f"/{image.filename}")  # resolved like Discord does
+
+        w.clock.advance(10)
+        srv.state, srv.cpu = "offline", 0
+        await w.bot.run_update_cycle()
+        assert message.attachments == [] and "image" not in message.embeds[0]
+        assert w.bot.board.metrics.get(srv.identifier) is None  # samples cleared
+
+
+async def test_deleted_message_is_dropped_and_one_failure_does_not_stop_others(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        a, b, c = (w.panel.add_server(name=n, state="running", cpu=10) for n in ("A", "B", "C"))
+        ids = {s.identifier: await post_status(w, s.identifier) for s in (a, b, c)}
+        await w.bot.run_update_cycle()
+        # A moderator deletes A's message.
+        await w.after_event(
+            "raw_message_delete", lambda: w.discord.delete_message(w.channel_id, ids[a.identifier])
+        )
+        w.panel.fail_next(
+            500, count=5, path_contains=f"/servers/{b.identifier}/resources"
+        )  # B's panel errors
+        c_edits = w.discord.messages[ids[c.identifier]].edits
+        w.clock.advance(10)
+        c.cpu = 90  # C needs an edit this cycle
+        report = await w.bot.run_update_cycle()
+        assert set(stored(w)) == {b.identifier, c.identifier}  # A dropped, B kept despite its errors
+        assert report.failed >= 1
+        assert w.discord.messages[ids[c.identifier]].edits == c_edits + 1  # C was still updated
+
+
+async def test_message_deleted_while_the_bot_was_away_is_dropped_at_the_next_cycle(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(state="running")
+        message_id = await post_status(w, srv.identifier)
+        await w.stop_bot()
+        w.discord.delete_message(w.channel_id, message_id)  # nobody is listening
+        await w.start_bot()
+        assert srv.identifier in w.bot.board.store
+        report = await w.bot.run_update_cycle()
+        assert report.dropped == 1 and stored(w) == {}
+
+
+async def test_deleted_channel_drops_its_messages(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        a, b = w.panel.add_server(name="A"), w.panel.add_server(name="B")
+        await post_status(w, a.identifier)
+        await post_status(w, b.identifier, channel=w.other_channel_id)
+        await w.after_event("guild_channel_delete", lambda: w.discord.delete_channel(w.other_channel_id))
+        w.clock.advance(700)
+        await w.bot.run_update_cycle()
+        assert set(stored(w)) == {a.identifier}
+
+
+async def test_panel_errors_keep_last_data_then_show_unreachable_then_recover(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(state="running", cpu=30)
+        message_id = await post_status(w, srv.identifier)
+        message = w.discord.messages[message_id]
+        await w.bot.run_update_cycle()
+        edits = message.edits
+        await w.panel.set_down(True)
+        for _ in range(2):  # short outage: no flapping
+            w.clock.advance(10)
+            await w.bot.run_update_cycle()
+        assert message.edits == edits
+        w.clock.advance(10)
+        await w.bot.run_update_cycle()  # third failed cycle
+        assert message.embeds[0]["fields"][0]["value"] == "❔ Panel unreachable"
+        await w.panel.set_down(False)
+        w.clock.advance(10)
+        await w.bot.run_update_cycle()
+        assert message.embeds[0]["fields"][0]["value"] == "🟢 Running"
+
+
+async def test_server_removed_from_panel_is_marked_and_dropped(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(name="Old World")
+        message_id = await post_status(w, srv.identifier)
+        w.panel.remove_server(srv.identifier)
+        await w.bot.run_update_cycle()
+        message = w.discord.messages[message_id]
+        assert message.embeds[0]["title"] == "Old World was removed from the panel"
+        assert message.components == []
+        assert stored(w) == {}
+
+
+# -- the board without a gateway: an in-memory Discord behind the CardSink interface ----------------
+
+
+class MemoryCards:
+    """The smallest Discord the board can talk to: numbered messages that can go missing."""
+
+    def __init__(self) -> None:
+        self.messages: dict[int, tuple[int, str]] = {}  # message id -> (channel id, State field shown)
+        self.calls: list[str] = []
+        self._next = 1000
+
+    async def post(self, channel_id: int, server_id: str, card: Card) -> EmbedLocation:
+        self._next += 1
+        self.messages[self._next] = (channel_id, str(card.embed.fields[0].value))
+        self.calls.append(f"post {server_id} in {channel_id}")
+        return EmbedLocation(channel_id, self._next)
+
+    async def edit(self, location: EmbedLocation, server_id: str, card: Card) -> None:
+        if location.message_id not in self.messages:
+            raise CardGone("Unknown Message")
+        self.messages[location.message_id] = (location.channel_id, str(card.embed.fields[0].value))
+        self.calls.append(f"edit {server_id}")
+
+    async def retire(self, location: EmbedLocation, embed: discord.Embed) -> None:
+        self.messages[location.message_id] = (location.channel_id, str(embed.title))
+        self.calls.append(f"retire {location.message_id}")
+
+    async def delete(self, location: EmbedLocation) -> None:
+        self.messages.pop(location.message_id, None)
+        self.calls.append(f"delete {location.message_id}")
+
+
+@asynccontextmanager
+async def memory_board(
+    tmp_path: Path,
+) -> AsyncIterator[tuple[StatusBoard, MemoryCards, FakePanel, ManualClock]]:
+    clock, sink = ManualClock(), MemoryCards()
+    settings = Settings("token", 1, ("Game Server User",), "http://x", DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    async with FakePanel() as panel:
+        api = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, timeout=2.0, max_retries=0)
+        async with api:
+            board = StatusBoard(
+                settings,
+                api,
+                EmbedStore(tmp_path / "embed_locations.json"),
+                ServerMetricsManager(),
+                sink,
+                clock=clock,
+            )
+            board.load()
+            try:
+                yield board, sink, panel, clock
+            finally:
+                board.close()
+
+
+async def test_board_posts_edits_and_replaces_cards_without_a_gateway(tmp_path: Path) -> None:
+    async with memory_board(tmp_path) as (board, sink, panel, clock):
+        srv = panel.add_server(name="Survival", state="offline")
+        await board.refresh_listing()
+        first = await board.post(srv.identifier, channel_id=1)
+        assert sink.messages[1001] == (1, "🔴 Offline") and first.replaced is None and first.saved
+        srv.state = "running"
+        clock.advance(10)
+        report = await board.poll()
+        assert (report.checked, report.edited) == (1, 1) and sink.messages[1001] == (1, "🟢 Running")
+        second = await board.post(srv.identifier, channel_id=2)
+        assert second.replaced == EmbedLocation(1, 1001) and second.replaced_deleted
+        assert 1001 not in sink.messages and board.store.get(srv.identifier) == EmbedLocation(2, 1002)
+        del sink.messages[1002]  # someone deleted it
+        srv.state = "stopping"
+        report = await board.poll()
+        assert report.dropped == 1 and board.store.get(srv.identifier) is None
+        assert board.records[srv.identifier].card is None  # still listed, no longer tracked
+
+
+async def test_forgetting_a_server_is_one_removal(tmp_path: Path) -> None:
+    async with memory_board(tmp_path) as (board, sink, panel, _clock):
+        shown, idle = panel.add_server(name="Shown", state="running"), panel.add_server(name="Idle")
+        await board.refresh_listing()
+        await board.post(shown.identifier, channel_id=1)
+        board.claim_power(idle.identifier, "start", "olivia")
+        assert set(board.records) == {shown.identifier, idle.identifier}
+        panel.remove_server(shown.identifier)
+        panel.remove_server(idle.identifier)
+        await board.poll()
+        assert board.records == {}  # listing entry, resources, claim and card went with their record
+        assert sink.calls[-1] == "retire 1001" and board.store.get(shown.identifier) is None
+        assert board.metrics.get(shown.identifier) is None
+
+
+async def test_refresh_and_the_update_cycle_never_interleave(tmp_path: Path) -> None:
+    async with memory_board(tmp_path) as (board, _sink, panel, _clock):
+        srv = panel.add_server(state="running")
+        await board.refresh_listing()
+        await board.post(srv.identifier, channel_id=1)
+        panel.requests.clear()
+        panel.set_latency(0.2)
+        await asyncio.gather(board.poll(), board.poll(force=True))
+        paths = ["list" if r.path.startswith("/api/application") else "resources" for r in panel.requests]
+        assert paths == ["list", "resources", "list", "resources"]  # one pass, then the other
