@@ -1,4 +1,5 @@
-"""Tests for server_metrics_graphs: history, axis scaling, statistics, manager and PNGs.
+"""Tests for server_metrics_graphs and ptero.graphs: history, axis scaling, statistics,
+manager, PNGs and how the text is laid out.
 
 Pure tests: no panel, no Discord. Rendering goes through matplotlib's Agg canvas.
 """
@@ -8,8 +9,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import itertools
+import logging
 import math
-import struct
 import subprocess
 import sys
 import textwrap
@@ -22,9 +23,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
+from matplotlib.text import Text
+from matplotlib.transforms import IdentityTransform
 from PIL import Image
 
+import ptero.graphs as pg
 import server_metrics_graphs as smg
 from server_metrics_graphs import (
     MAX_DATA_POINTS,
@@ -36,22 +41,11 @@ from server_metrics_graphs import (
     memory_axis_max,
     nice_ticks,
 )
+from tests.conftest import ManualClock, png_size
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 T0 = 1_700_000_000.0
 SIZES = {"cpu": (800, 300), "memory": (800, 300), "combined": (800, 500)}
-
-
-def png_size(data: bytes | None) -> tuple[int, int]:
-    """Validate the PNG framing and return (width, height) from the IHDR chunk."""
-    assert isinstance(data, bytes)
-    assert data[:8] == PNG_SIGNATURE
-    length, chunk_type = struct.unpack(">I4s", data[8:16])
-    assert (length, chunk_type) == (13, b"IHDR")
-    width, height = struct.unpack(">II", data[16:24])
-    assert data[-12:] == b"\x00\x00\x00\x00IEND\xaeB`\x82"
-    return width, height
 
 
 def render(graphs: ServerMetricsGraphs, kind: str) -> bytes | None:
@@ -65,12 +59,14 @@ def make_graphs(points: int, cpu_limit: float = 200, memory_limit_mb: float = 40
     return graphs
 
 
-class FakeClock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
+def texts(graphs: ServerMetricsGraphs, kind: pg.GraphKind) -> list[Text]:
+    """The Text artists of one graph, in drawing order (the figure is never saved)."""
+    fig = pg._draw_figure(graphs._snapshot(), kind)
+    return [artist for artist in fig.get_children() if isinstance(artist, Text)]
 
-    def __call__(self) -> float:
-        return self.now
+
+def by_string(items: list[Text]) -> dict[str, Text]:
+    return {text.get_text(): text for text in items}
 
 
 # ----------------------------------------------------------------------------- history
@@ -101,10 +97,10 @@ def test_clear_forgets_samples_but_keeps_limits() -> None:
 
 
 def test_timestamp_defaults_to_injected_clock() -> None:
-    clock = FakeClock(T0 + 42)
+    clock = ManualClock(T0 + 42)
     graphs = ServerMetricsGraphs("a", "A", clock=clock)
     graphs.add_data_point(10, 100)
-    clock.now += 10
+    clock.advance(10)
     graphs.add_data_point(20, 200)
     assert [s.timestamp for s in graphs.samples()] == [T0 + 42, T0 + 52]
 
@@ -189,8 +185,8 @@ def test_limit_and_memory_formatting() -> None:
 
 def test_panel_specs_use_vcpu_scale_and_gib_units() -> None:
     snap = make_graphs(3, cpu_limit=200, memory_limit_mb=4096)._snapshot()
-    cpu = smg._cpu_spec(snap)
-    memory = smg._memory_spec(snap)
+    cpu = pg._cpu_spec(snap)
+    memory = pg._memory_spec(snap)
     assert cpu.top == 200
     assert cpu.tick_labels[-1] == "200%"
     assert "2 vCPU (200%)" in cpu.limit_text
@@ -198,8 +194,8 @@ def test_panel_specs_use_vcpu_scale_and_gib_units() -> None:
     assert memory.top == 4
     small = ServerMetricsGraphs("b", "B", 0, 768)
     small.add_data_point(5, 300, timestamp=T0)
-    assert smg._memory_spec(small._snapshot()).ylabel == "Memory (MiB)"
-    assert smg._memory_spec(small._snapshot()).top == 768
+    assert pg._memory_spec(small._snapshot()).ylabel == "Memory (MiB)"
+    assert pg._memory_spec(small._snapshot()).top == 768
 
 
 # --------------------------------------------------------------- trends and summaries
@@ -247,7 +243,7 @@ def test_summary_of_empty_history_is_zero() -> None:
 
 
 def test_manager_lazy_creation_and_updates() -> None:
-    manager = ServerMetricsManager(clock=FakeClock())
+    manager = ServerMetricsManager(clock=ManualClock(T0))
     assert len(manager) == 0
     assert manager.get("s1") is None
     assert "s1" not in manager
@@ -262,7 +258,7 @@ def test_manager_lazy_creation_and_updates() -> None:
 
 
 def test_manager_add_sample_uses_clock_and_limits() -> None:
-    manager = ServerMetricsManager(clock=FakeClock(T0 + 5))
+    manager = ServerMetricsManager(clock=ManualClock(T0 + 5))
     graphs = manager.add_sample("s1", "One", 55.0, 700.0, cpu_limit=200, memory_limit_mb=1024)
     manager.add_sample("s1", "One", 65.0, 710.0, cpu_limit=200, memory_limit_mb=1024)
     assert manager.get("s1") is graphs
@@ -325,16 +321,101 @@ def test_rendering_is_deterministic_and_data_dependent() -> None:
 
 
 def test_awkward_names_render_without_warnings() -> None:
-    graphs = ServerMetricsGraphs("a", "🎮 $money$ \\n WWWW" + "W" * 80, 0, 0)
+    graphs = ServerMetricsGraphs("a", "🎮 $money$ \\n\x07 WWWW" + "W" * 80, 0, 0)
     graphs.add_data_point(12, 300, timestamp=T0)
     graphs.add_data_point(14, 320, timestamp=T0 + 10)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        warnings.simplefilter("error")  # a "Glyph missing" warning would make the render return None
         assert png_size(graphs.generate_cpu_graph()) == (800, 300)
-    title = smg._fit_title(graphs.server_name, "CPU usage", 708)
-    assert title.endswith("\u2014 CPU usage") and "\u2026" in title
-    assert "🎮" not in title
-    assert smg._text_sprite(title, smg._FONT_SIZE_TITLE, True, smg.TEXT_COLOR).width <= 708
+        title = texts(graphs, "cpu")[-1]
+        extent = title.get_window_extent()  # measured by the renderer the figure is drawn with
+    text = title.get_text()
+    assert text.startswith("$money$ \\n W") and text.endswith("\u2026 \u2014 CPU usage")
+    assert "🎮" not in text and "\x07" not in text
+    assert title.get_parse_math() is False  # "$money$" is shown as typed, not as mathtext
+    assert extent.x0 == 72 and extent.x1 <= 800 - 20  # fits between the plot's edges
+
+
+def test_fit_title_shortens_the_name_until_the_width_fits() -> None:
+    def width_of(text: str) -> float:
+        return 10.0 * len(text)
+
+    title = pg._fit_title("Survival SMP " * 5, "CPU usage", 300, width_of)
+    assert title == "Survival SMP Surv\u2026 \u2014 CPU usage"
+    assert width_of(title) <= 300
+    assert pg._fit_title(" Lobby\n 1 ", "CPU usage", 300, width_of) == "Lobby 1 \u2014 CPU usage"
+    assert pg._fit_title("🎮🎮 \t", "memory usage", 300, width_of) == "Unnamed server \u2014 memory usage"
+
+
+def test_labels_are_plain_text_artists_in_figure_pixels() -> None:
+    fig = pg._draw_figure(make_graphs(6)._snapshot(), "combined")
+    # Only stock matplotlib artists: no custom text blitting.
+    assert all(type(artist).__module__.startswith("matplotlib.") for artist in fig.get_children())
+    items = [artist for artist in fig.get_children() if isinstance(artist, Text)]
+    assert all(isinstance(text.get_transform(), IdentityTransform) for text in items)
+    labels = by_string(items)
+    # Title; per panel 5 y ticks, y label, title, limit; 6 x ticks and the x label.
+    assert len(labels) == len(items) == 1 + 2 * (5 + 1 + 2) + 6 + 1
+    title = labels["Survival SMP \u2014 resource usage"]
+    assert (title.get_position()[0], title.get_fontweight(), title.get_fontsize()) == (72, "bold", 13)
+    for tick in ("0%", "50%", "100%", "150%", "200%", "0", "1", "2", "3", "4"):
+        assert (labels[tick].get_position()[0], labels[tick].get_horizontalalignment()) == (66, "right")
+    ylabel = labels["CPU (100% = 1 thread)"]
+    assert (ylabel.get_rotation(), ylabel.get_position()) == (90, (16, 260 + 176 / 2))
+    assert labels["limit: 2 vCPU (200%)"].get_position() == (780, 260 + 176 + 10)
+    x_ticks = ["now", "-10s", "-20s", "-30s", "-40s", "-50s"]  # newest first
+    assert [text.get_text() for text in items if text.get_text() in x_ticks] == x_ticks
+    assert labels["seconds before latest sample (22:14:10 UTC)"].get_horizontalalignment() == "center"
+
+
+def test_label_ink_sits_on_its_anchor() -> None:
+    png = make_graphs(6).generate_combined_graph()
+    assert png is not None
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    ink = np.abs(pixels - (0x2B, 0x2D, 0x31)).sum(axis=2) > 40  # anything not background
+
+    # "100%" on the CPU axis: centred on its grid line (image row 500 - 348 = 152), right
+    # edge 6 px left of the plot (x = 72).
+    rows = np.nonzero(ink[140:165, 25:70].any(axis=1))[0] + 140
+    columns = np.nonzero(ink[140:165, 25:70].any(axis=0))[0] + 25
+    assert abs((rows[0] + rows[-1]) / 2 - 152) <= 0.5
+    assert 64 <= columns[-1] <= 66
+    # "now" under the plot: digit-height letters top-aligned 7 px below it (image row 461).
+    rows = np.nonzero(ink[455:475, 740:790].any(axis=1))[0] + 455
+    assert rows[0] == 463  # "now" has no ascender: its x-height top is 2 px below the digit top
+    # The title's cap tops are near its "top" anchor 11 px from the top edge.
+    rows = np.nonzero(ink[0:36, 72:400].any(axis=1))[0]
+    assert 10 <= rows[0] <= 12 and rows[-1] <= 30
+
+
+def test_x_labels_that_would_collide_are_skipped() -> None:
+    graphs = ServerMetricsGraphs("a", "A", 100, 1024)
+    for offset in (-60, -59, -58, -57, -56, 0):
+        graphs.add_data_point(10, 100, timestamp=T0 + offset)
+    labels = [text.get_text() for text in texts(graphs, "cpu")]
+    assert [label for label in labels if label == "now" or label.endswith("s")] == ["now", "-56s", "-60s"]
+
+
+def test_render_graph_needs_samples_and_snapshots_are_frozen() -> None:
+    empty = pg.GraphData("x", 0, 0, ())
+    with pytest.raises(ValueError, match="without samples"):
+        pg.render_graph(empty, "cpu")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        empty.server_name = "y"  # type: ignore[misc]
+    data = pg.GraphData("x", 200, 4096, ((T0, 50.0, 1024.0), (T0 + 10, 60.0, 1100.0)))
+    assert png_size(pg.render_graph(data, "memory")) == (800, 300)
+
+
+def test_render_error_returns_none_and_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(data: pg.GraphData, kind: pg.GraphKind) -> bytes:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(smg, "render_graph", broken)
+    with caplog.at_level(logging.ERROR, logger="server_metrics_graphs"):
+        assert make_graphs(3).generate_combined_graph() is None
+    assert "Failed to render combined graph for server srv1" in caplog.text
 
 
 def test_no_pyplot_figures_left_open() -> None:
@@ -367,10 +448,29 @@ def test_concurrent_renders_from_threads() -> None:
     assert len(graphs) == MAX_DATA_POINTS
 
 
+def test_concurrent_renders_give_the_same_bytes_as_sequential_ones() -> None:
+    graphs = make_graphs(6)
+    expected = {kind: render(graphs, kind) for kind in SIZES}
+    jobs = [kind for kind in SIZES for _ in range(4)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda kind: render(graphs, kind), jobs))
+    assert results == [expected[kind] for kind in jobs]
+
+
+def test_reprs_name_the_server_and_counts() -> None:
+    expected = "ServerMetricsGraphs(server_id='srv1', server_name='Survival SMP', points=2)"
+    assert repr(make_graphs(2)) == expected
+    manager = ServerMetricsManager()
+    manager.get_or_create("a", "A")
+    assert repr(manager) == "ServerMetricsManager(servers=1)"
+
+
 def test_module_imports_neither_discord_nor_pyplot() -> None:
     code = textwrap.dedent(
         """
         import sys
+        import ptero.graphs
+        assert "server_metrics_graphs" not in sys.modules, "ptero.graphs imports the history module"
         import server_metrics_graphs as m
         assert "matplotlib" not in sys.modules, "matplotlib imported at import time"
         g = m.ServerMetricsGraphs("x", "X")
