@@ -31,7 +31,7 @@ from pathlib import Path
 import aiohttp
 import discord
 
-from ptero.board import CardState, CycleReport, PowerClaim, ServerRecord, StatusBoard
+from ptero.board import StatusBoard
 from ptero.bot import PterodactylBot
 from ptero.cards import (
     GRAPH_FILENAME,
@@ -50,7 +50,15 @@ from ptero.cards import (
     state_style,
     truncate,
 )
-from ptero.config import CONFIG_KEYS, ConfigKey, ConfigValidationError, Settings, load_settings, mask_secret
+from ptero.config import (
+    CONFIG_KEYS,
+    ConfigKey,
+    ConfigValidationError,
+    Settings,
+    config_warnings,
+    load_settings,
+    mask_secret,
+)
 from ptero.panel import (
     BLOCKING_STATUSES,
     POWER_SIGNALS,
@@ -71,6 +79,7 @@ from ptero.panel import (
     ServerNotFoundError,
     ServerResources,
 )
+from ptero.records import CardState, CycleReport, PowerClaim, ServerRecord
 from ptero.rules import (
     UNREACHABLE_AFTER_FAILURES,
     TrackedState,
@@ -79,7 +88,7 @@ from ptero.rules import (
     stretched_interval,
     update_reason,
 )
-from ptero.runtime import RedactingFormatter, check_writable, healthcheck, run_bot, setup_logging
+from ptero.runtime import RedactingFormatter, check_store, check_writable, healthcheck, run_bot, setup_logging
 from ptero.store import EmbedLocation, EmbedStore
 from ptero.ui import (
     CUSTOM_ID_PATTERN,
@@ -178,9 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args == ["--healthcheck"]:
         return healthcheck()
+    warnings = config_warnings(os.environ)  # a typo in a variable's name would otherwise go unnoticed
     try:
         settings = load_settings(os.environ)
     except ConfigValidationError as exc:
+        for warning in warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
         print(exc.render(), file=sys.stderr)
         return 2
     unwritable = check_writable(Path("embed"))
@@ -188,6 +200,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(ConfigValidationError(unwritable).render(), file=sys.stderr)
         return 2
     setup_logging(settings)
+    unreadable = check_store(Path("embed") / "embed_locations.json")
+    if unreadable:
+        print(ConfigValidationError(unreadable).render(), file=sys.stderr)
+        return 2
+    for warning in warnings:
+        log.warning("%s", warning)
     log.info("Starting Pterodisbot for panel %s", settings.panel_url)
     try:
         asyncio.run(_serve(settings))

@@ -13,109 +13,31 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal
 
-import discord
-
-from ptero.cards import Card, StatusSnapshot, build_card, removed_embed
+from ptero.cards import Card, StatusSnapshot, build_card, inaccessible_card, removed_embed
 from ptero.config import Settings
+from ptero.pacing import ChannelPacer
 from ptero.panel import PanelServer, PterodactylAPI, PterodactylError, ServerResources
-from ptero.rules import TrackedState, display_state, update_reason
-from ptero.store import EmbedLocation, EmbedStore
+from ptero.records import (
+    CardGone,
+    CardRefused,
+    CardSink,
+    CardState,
+    CardUnavailable,
+    CycleReport,
+    PostResult,
+    PowerClaim,
+    ServerRecord,
+)
+from ptero.rules import UNREACHABLE_AFTER_FAILURES, TrackedState, display_state, update_reason
+from ptero.store import CardEntry, EmbedLocation, EmbedStore, ShownState
 from server_metrics_graphs import ServerMetricsManager
 
 log = logging.getLogger(__name__)
 
-EditOutcome = Literal["edited", "unchanged", "failed", "dropped"]
-
-
-class CardGone(Exception):
-    """The message (or its channel) no longer exists."""
-
-
-class CardRefused(Exception):
-    """Discord refused the call for good (a 4xx such as a missing permission)."""
-
-    def __init__(self, status: int, code: int, text: str) -> None:
-        self.status, self.code, self.text = status, code, text
-        super().__init__(f"{status} (code {code}): {text}")
-
-
-class CardUnavailable(Exception):
-    """Discord failed for now (5xx, rate limit, network); worth retrying later."""
-
-
-class CardSink(Protocol):
-    """What the board needs from Discord."""
-
-    async def post(self, channel_id: int, server_id: str, card: Card) -> EmbedLocation: ...
-
-    async def edit(self, location: EmbedLocation, server_id: str, card: Card) -> None: ...
-
-    async def retire(self, location: EmbedLocation, embed: discord.Embed) -> None:
-        """Replace the card with ``embed``, without buttons or attachments."""
-
-    async def delete(self, location: EmbedLocation) -> None: ...
-
-
-@dataclass(slots=True)
-class CardState:
-    """The message that shows a server, and what it showed when it was last edited."""
-
-    location: EmbedLocation
-    shown: TrackedState | None = None
-    fingerprint: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PowerClaim:
-    action: str
-    user: str
-    until: float
-
-
-@dataclass(eq=False, slots=True)
-class ServerRecord:
-    """Everything the bot knows about one server."""
-
-    server_id: str
-    server: PanelServer | None = None  # its entry in the panel's listing
-    listed: bool = False  # in the latest listing
-    resources: ServerResources | None = None
-    fetched_at: float = float("-inf")
-    failures: int = 0  # failed checks in a row
-    card: CardState | None = None
-    power: PowerClaim | None = None  # a power action in progress
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one render and edit at a time
-
-    def observe(self, result: ServerResources | PterodactylError | None, now: float) -> None:
-        if isinstance(result, ServerResources):
-            self.resources, self.fetched_at, self.failures = result, now, 0
-        elif isinstance(result, PterodactylError):
-            self.failures += 1
-
-    @property
-    def name(self) -> str:
-        return self.server.name if self.server else self.server_id
-
-
-@dataclass(frozen=True, slots=True)
-class CycleReport:
-    checked: int
-    edited: int
-    failed: int
-    dropped: int
-    seconds: float
-    polled: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PostResult:
-    server: PanelServer
-    saved: bool  # the location was written to the store
-    replaced: EmbedLocation | None  # the older card of this server, if there was one
-    replaced_deleted: bool
+EditOutcome = Literal["edited", "unchanged", "failed", "dropped", "deferred"]
+RECHECK_ACCESS = 600.0  # how often a card the bot's panel user cannot see is checked again
 
 
 class StatusBoard:
@@ -128,7 +50,9 @@ class StatusBoard:
         sink: CardSink,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         edit_timeout: float = 15.0,
+        pacer: ChannelPacer | None = None,
     ) -> None:
         self.settings = settings
         self.api = api
@@ -136,7 +60,9 @@ class StatusBoard:
         self.metrics = metrics
         self.sink = sink
         self.clock = clock
+        self.wall_clock = wall_clock
         self.edit_timeout = edit_timeout
+        self.pacer = pacer or ChannelPacer()
         self.records: dict[str, ServerRecord] = {}
         self.listed_at = float("-inf")
         self._cycle_lock = asyncio.Lock()
@@ -146,12 +72,20 @@ class StatusBoard:
 
     # -- records --------------------------------------------------------------------------------
     def load(self) -> None:
-        """Read the store: one record per card, until the first listing fills in the servers."""
+        """Read the store: one record per card (with what it showed), until the first listing."""
         self.store.load()
-        for server_id, location in self.store.items():
-            self._record(server_id).card = CardState(location)
+        now, wall = self.clock(), self.wall_clock()
+        for server_id, _location in self.store.items():
+            entry = self.store.entry(server_id)
+            assert entry is not None
+            card = self._record(server_id).card = CardState(entry.location, verified=False)
+            if entry.shown is not None:  # the rules carry on where the previous run left them
+                since = max(0.0, wall - entry.shown.edited_at)
+                card.shown = TrackedState(entry.shown.state, entry.shown.cpu, now - since)
+                card.fingerprint = entry.shown.fingerprint
 
     def close(self) -> None:
+        self.store.flush()
         self._graphs.shutdown(wait=False, cancel_futures=True)
 
     def _record(self, server_id: str) -> ServerRecord:
@@ -161,19 +95,28 @@ class StatusBoard:
         return record
 
     def tracked(self) -> list[ServerRecord]:
-        """Records with a card whose server the listing knows."""
-        return [r for r in self.records.values() if r.card is not None and r.server is not None]
+        """Records with a card whose server the listing knows (or that the bot may no longer see)."""
+        return [r for r in self.records.values() if r.card is not None and (r.server or r.inaccessible)]
 
     def listed_servers(self) -> list[PanelServer]:
         return [r.server for r in self.records.values() if r.listed and r.server is not None]
 
     def server(self, server_id: str) -> PanelServer | None:
+        """A server of the latest listing (one the bot may show), else None."""
         record = self.records.get(server_id)
-        return record.server if record else None
+        return record.server if record is not None and record.listed else None
 
     def name(self, server_id: str) -> str:
         record = self.records.get(server_id)
         return record.name if record else server_id
+
+    def _remember(self, server_id: str, card: CardState) -> None:
+        """Keep what the card showed in the store entry (written at the end of the cycle)."""
+        if card.shown is None or card.fingerprint is None:
+            return
+        edited_at = self.wall_clock() - max(0.0, self.clock() - card.shown.last_forced_update)
+        shown = ShownState(card.shown.state, card.shown.cpu, edited_at, card.fingerprint)
+        self.store.update(server_id, shown=shown)
 
     def drop_card(self, server_id: str, expected: EmbedLocation | None = None) -> bool:
         """Forget a server's card (only if it is still ``expected``, when given)."""
@@ -210,6 +153,8 @@ class StatusBoard:
 
     def current(self, record: ServerRecord) -> tuple[str, float, bool]:
         """(state to show, cpu, stale) from what we know now."""
+        if record.inaccessible:
+            return "inaccessible", 0.0, False
         state = display_state(record.server, record.resources, record.failures)
         cpu = record.resources.cpu_absolute if record.resources else 0.0
         return state, cpu, record.failures > 0
@@ -218,7 +163,9 @@ class StatusBoard:
     async def refresh_listing(self) -> bool:
         """Refresh the server list; False (and the old one kept) when the panel fails."""
         try:
-            servers = await self.api.list_servers()
+            servers = await self.api.list_servers(
+                scope="all" if self.settings.server_scope == "all" else "mine"
+            )
         except PterodactylError as exc:
             log.warning("Could not list the panel's servers: %s", exc)
             return False
@@ -230,7 +177,7 @@ class StatusBoard:
                     del self.records[record.server_id]  # prunes its resources, lock and claim too
         for server in servers:
             record = self._record(server.identifier)
-            record.server, record.listed = server, True
+            record.server, record.listed, record.inaccessible = server, True, False
         self.listed_at = self.clock()
         return True
 
@@ -248,13 +195,36 @@ class StatusBoard:
         if not wanted:
             return
         try:
-            results = await asyncio.wait_for(self.api.get_many_resources(wanted), wait)
+            results = await asyncio.wait_for(self.api.get_many_resources(wanted, interactive=True), wait)
         except TimeoutError:
             return
         now = self.clock()
         for sid, result in results.items():
             if sid in self.records:
                 self.records[sid].observe(result, now)
+
+    async def _unlisted(self, record: ServerRecord) -> None:
+        """A card whose server left the listing: removed from the panel, or only out of the bot's sight."""
+        now = self.clock()
+        if record.inaccessible and now - record.access_checked_at < RECHECK_ACCESS:
+            return
+        record.access_checked_at = now
+        try:
+            exists = await self.api.server_exists(
+                record.server_id, record.server.uuid if record.server else None
+            )
+        except PterodactylError as exc:
+            log.warning(
+                "Could not check whether %s still exists (%s); keeping its card", record.server_id, exc
+            )
+            exists = True  # never delete on uncertainty
+        if not exists:
+            await self._retire(record)
+        elif not record.inaccessible:
+            record.inaccessible = True
+            log.warning(
+                "The bot's panel user can no longer see server %s; its card says so", record.server_id
+            )
 
     # -- the update cycle -------------------------------------------------------------------------
     async def poll(self, *, force: bool = False) -> CycleReport:
@@ -267,14 +237,19 @@ class StatusBoard:
             started = time.perf_counter()
             if await self.refresh_listing():
                 for record in [r for r in self.records.values() if r.card is not None and not r.listed]:
-                    await self._retire(record)
+                    await self._unlisted(record)
             tracked = self.tracked()
-            polled = [r.server_id for r in tracked if r.server is not None and not r.server.blocking_status]
+            polled = [
+                r.server_id
+                for r in tracked
+                if r.server and not r.inaccessible and not r.server.blocking_status
+            ]
             results = await self.api.get_many_resources(polled)
             outcomes = await asyncio.gather(
                 *(self._update(record, results.get(record.server_id), force) for record in tracked)
             )
             self.metrics.cleanup_old_servers(r.server_id for r in tracked)
+            self.store.flush()
             return CycleReport(
                 checked=len(tracked),
                 edited=outcomes.count("edited"),
@@ -283,6 +258,7 @@ class StatusBoard:
                 dropped=outcomes.count("dropped"),
                 seconds=time.perf_counter() - started,
                 polled=len(polled),
+                deferred=outcomes.count("deferred"),
             )
 
     async def _update(
@@ -290,12 +266,13 @@ class StatusBoard:
     ) -> EditOutcome:
         try:
             record.observe(result, self.clock())
-            if isinstance(result, PterodactylError):
+            if isinstance(result, PterodactylError) and record.failures in (1, UNREACHABLE_AFTER_FAILURES):
+                # The first failure and the turn to "unreachable" are worth a line; the rest is counted.
                 log.warning(
-                    "Server %s: panel error (%s); keeping its last known data (%d failed check(s))",
+                    "Server %s: panel error (%s); %s",
                     record.server_id,
                     result,
-                    record.failures,
+                    "keeping its last known data" if record.failures == 1 else "its card says unreachable",
                 )
             state, cpu, stale = self.current(record)
             if not force:
@@ -307,11 +284,28 @@ class StatusBoard:
                 cpu = previous.cpu  # stale data must not look like a CPU change
             reason = "refresh" if force else self._reason(previous, state, cpu)
             if reason is None:
-                return "unchanged"
+                return await self._verify(record)
             return await self.refresh_card(record, reason=reason, force=force)
         except Exception:
             log.exception("Updating server %s failed", record.server_id)
             return "failed"
+
+    async def _verify(self, record: ServerRecord) -> EditOutcome:
+        """A card read from the store that the rules do not edit: check once that it still exists
+        (one may have been deleted while the bot was away, when nobody heard the delete event)."""
+        card = record.card
+        if card is None or card.verified:
+            return "unchanged"
+        try:
+            exists = await asyncio.wait_for(self.sink.exists(card.location), self.edit_timeout)
+        except TimeoutError:
+            return "unchanged"  # checked again next cycle
+        card.verified = True
+        if exists:
+            return "unchanged"
+        log.info("Status message of %s was deleted while the bot was away; forgetting it", record.server_id)
+        self.drop_card(record.server_id, card.location)
+        return "dropped"
 
     def _reason(self, previous: TrackedState | None, state: str, cpu: float) -> str | None:
         return update_reason(
@@ -343,7 +337,8 @@ class StatusBoard:
     # -- cards ------------------------------------------------------------------------------------
     async def compose(self, record: ServerRecord) -> Card:
         """Render a record's card from what is known now (the one path for posting and editing)."""
-        assert record.server is not None
+        if record.inaccessible or record.server is None:
+            return inaccessible_card(record.name, record.server_id)
         state, _cpu, stale = self.current(record)
         graph = None
         graphs = self.metrics.get(record.server_id)
@@ -354,17 +349,22 @@ class StatusBoard:
 
     async def refresh_card(self, record: ServerRecord, *, reason: str, force: bool = False) -> EditOutcome:
         """Re-render one card and edit its message, unless what it shows did not change."""
-        if record.card is None or record.server is None:
-            return "failed"
-        async with record.lock:  # at most one edit in flight per card
-            card_state = record.card
-            if card_state is None:
+        card_state = record.card
+        if card_state is None or card_state.backoff.waiting(self.clock()):
+            return "failed" if card_state is None else "deferred"
+        async with record.lock:  # at most one edit in flight per card; it renders the latest data
+            if record.card is not card_state:
                 return "failed"
             card = await self.compose(record)
-            now = self.clock()
             if not force and card_state.fingerprint == card.fingerprint:
-                card_state.shown = TrackedState(card.state, card.cpu, now)
+                card_state.shown = TrackedState(card.state, card.cpu, self.clock())
+                self._remember(record.server_id, card_state)
                 return "unchanged"
+            if not await self.pacer.slot(card_state.location.channel_id, max_wait=self._pace_wait()):
+                log.debug(
+                    "Edit of %s left for a later cycle (Discord's pace in its channel)", record.server_id
+                )
+                return "deferred"
             try:
                 await asyncio.wait_for(
                     self.sink.edit(card_state.location, record.server_id, card), self.edit_timeout
@@ -374,17 +374,31 @@ class StatusBoard:
                 self.drop_card(record.server_id, card_state.location)
                 return "dropped"
             except CardRefused as exc:
-                # The message exists but we may not touch it: retry when the rules next say so.
-                log.warning("No permission to edit the status message of %s: %s", record.server_id, exc.text)
-                card_state.shown = TrackedState(card.state, card.cpu, now)
+                delay = card_state.backoff.failed(self.clock())
+                logger = log.warning if card_state.backoff.step == 1 else log.debug
+                logger(
+                    "Discord refused to edit the card of %s (%s); trying again in %.0f s, then less often",
+                    record.server_id,
+                    exc,
+                    delay,
+                )
                 return "failed"
             except (CardUnavailable, TimeoutError) as exc:
-                log.warning("Editing the status message of %s failed (%s); will retry", record.server_id, exc)
+                log.warning(
+                    "Editing the card of %s failed (%s); will retry", record.server_id, exc or "timeout"
+                )
                 return "failed"
+            if card_state.backoff.succeeded():
+                log.info("The card of %s can be edited again", record.server_id)
             log.debug("Edited %s (%s)", record.server_id, reason)
-            card_state.shown = TrackedState(card.state, card.cpu, now)
-            card_state.fingerprint = card.fingerprint
+            card_state.shown = TrackedState(card.state, card.cpu, self.clock())
+            card_state.fingerprint, card_state.verified = card.fingerprint, True
+            self._remember(record.server_id, card_state)
             return "edited"
+
+    def _pace_wait(self) -> float:
+        """How long an edit may wait for its channel's pace before it is left for the next cycle."""
+        return min(self.settings.update_interval, self.edit_timeout) * 0.8
 
     async def _retire(self, record: ServerRecord) -> None:
         """The server is gone from the panel: say so on its card, drop its buttons, forget it."""
@@ -395,37 +409,49 @@ class StatusBoard:
                 self.sink.retire(record.card.location, removed_embed(record.name)), self.edit_timeout
             )
         self.drop_card(record.server_id)
-        log.info(
-            "Server %s disappeared from the panel; its status message is marked removed", record.server_id
-        )
+        log.info("Server %s disappeared from the panel; its card is marked removed", record.server_id)
+
+    async def preview(self, server_id: str) -> Card:
+        """A server's card as it would be posted now (for a member who may only look)."""
+        record = self.records[server_id]
+        await self._fetch_for_someone(record)
+        return await self.compose(record)
+
+    async def _fetch_for_someone(self, record: ServerRecord) -> None:
+        if record.server is not None and not record.server.blocking_status:
+            try:
+                record.observe(await self.api.get_resources(record.server_id, interactive=True), self.clock())
+            except PterodactylError as exc:
+                record.observe(exc, self.clock())
 
     async def post(self, server_id: str, channel_id: int) -> PostResult:
         """Post a server's card in a channel, replacing its older one. CardRefused if Discord refuses."""
         record = self.records.get(server_id)
         if record is None or record.server is None:
             raise KeyError(server_id)
-        if not record.server.blocking_status:
-            try:
-                record.observe(await self.api.get_resources(server_id), self.clock())
-            except PterodactylError as exc:
-                record.observe(exc, self.clock())
+        await self._fetch_for_someone(record)
         async with record.lock:
             card = await self.compose(record)
             location = await self.sink.post(channel_id, server_id, card)
             old = record.card.location if record.card else None
-            saved = self.store.set(server_id, location)
-            record.card = CardState(
+            new = record.card = CardState(
                 location, TrackedState(card.state, card.cpu, self.clock()), card.fingerprint
             )
+            previous = self.store.entry(server_id)
+            self.store.put(
+                server_id, CardEntry(location, last_action=previous.last_action if previous else None)
+            )
+            self._remember(server_id, new)
+            saved = self.store.save()  # the old card is deleted only once the new one is on disk
         deleted = False
-        if old is not None and old.message_id != location.message_id:
+        if old is not None and old.message_id != location.message_id and saved:
             try:
                 await self.sink.delete(old)
                 deleted = True
             except CardGone:
                 pass
             except (CardRefused, CardUnavailable) as exc:
-                log.warning("Could not delete the old status message of %s: %s", server_id, exc)
+                log.warning("Could not delete the old card of %s: %s", server_id, exc)
         return PostResult(record.server, saved, old, deleted)
 
     # -- power claims ----------------------------------------------------------------------------

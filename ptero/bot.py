@@ -3,26 +3,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import discord
 from discord import app_commands
-from discord.ext import tasks
 
 from ptero import ui
-from ptero.board import CycleReport, StatusBoard
+from ptero.board import StatusBoard
 from ptero.config import Settings
+from ptero.pacing import ChannelPacer
 from ptero.panel import PterodactylAPI
+from ptero.records import CycleReport
 from ptero.rules import stretched_interval
-from ptero.runtime import write_heartbeat
+from ptero.runtime import UpdateLoop, write_heartbeat
 from ptero.store import EmbedStore
 from server_metrics_graphs import ServerMetricsManager
 
 log = logging.getLogger(__name__)
+SUMMARY_EVERY = 3600.0  # a quiet bot still says once an hour that it works
 
 
 class GuildCommandTree(app_commands.CommandTree["PterodactylBot"]):
@@ -52,8 +56,11 @@ class PterodactylBot(discord.Client):
         store: EmbedStore | None = None,
         metrics: ServerMetricsManager | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         heartbeat_path: Path | None = Path("logs") / "heartbeat.json",
         edit_timeout: float = 15.0,
+        pacer: ChannelPacer | None = None,
+        run_updates: bool = True,  # False: the caller (a test) runs the cycles itself
     ) -> None:
         # This bot never joins voice: skip discord.py's start-up warnings about voice libraries.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -72,11 +79,22 @@ class PterodactylBot(discord.Client):
             ServerMetricsManager() if metrics is None else metrics,  # "is None": an empty one is falsy
             ui.DiscordCards(self, settings.allowed_guild_id),
             clock=clock,
+            wall_clock=wall_clock,
             edit_timeout=edit_timeout,
+            pacer=pacer,
         )
+        self.clock = clock
         self.heartbeat_path = heartbeat_path
+        self.updates = UpdateLoop(self._cycle, settings.update_interval)
+        self.run_updates = run_updates
+        self.stopping = False  # close() has begun
         self.tree = GuildCommandTree(self)
+        self._power_tasks: set[asyncio.Task[Any]] = set()
         self._stretched = False
+        self._cycles = 0
+        self._totals = [0, 0, 0, 0]  # cycles, edits, failures, drops since the last summary
+        self._summary_at = clock()
+        self._guard_gateway_parsers()
         self._register_commands()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -91,24 +109,63 @@ class PterodactylBot(discord.Client):
         try:
             synced = await self.tree.sync(guild=guild)
             log.info("Synced %d command(s) to guild %s", len(synced), guild.id)
-        except discord.HTTPException as exc:
+        except Exception as exc:  # a refusal, or an answer discord.py cannot read: run on without them
             log.error(
-                "Could not register the slash commands in guild %s (%s). Was the bot invited with the "
+                "Could not register the slash commands in guild %s (%s: %s). Was the bot invited with the "
                 "applications.commands scope?",
                 guild.id,
+                type(exc).__name__,
                 exc,
             )
-        self.status_updater.change_interval(seconds=self.settings.update_interval)
-        self.status_updater.start()
+        if self.run_updates:
+            self.updates.start(before=self.wait_until_ready)
 
     async def on_ready(self) -> None:
         log.info("Connected to Discord as %s; serving guild %s", self.user, self.settings.allowed_guild_id)
 
     async def close(self) -> None:
-        self.status_updater.cancel()
+        self.stopping = True
+        await self.updates.stop()
+        if self._power_tasks:  # let power actions in flight finish, or answer them, before closing
+            await asyncio.wait(self._power_tasks, timeout=2.0)
         await self.api.close()
+        if self._power_tasks:
+            await asyncio.wait(self._power_tasks, timeout=3.0)
         self.board.close()
         await super().close()
+
+    @contextlib.asynccontextmanager
+    async def power_in_flight(self) -> AsyncIterator[None]:
+        """Mark the current task as sending a power action, so that a shutdown waits for its answer."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._power_tasks.add(task)
+        try:
+            yield
+        finally:
+            self._power_tasks.discard(task)
+
+    def _guard_gateway_parsers(self) -> None:
+        """One event discord.py cannot parse (a malformed payload) is logged and dropped; unguarded, its
+        exception would end the gateway connection and with it the process."""
+
+        def guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+            def run(data: Any) -> None:
+                try:
+                    parse(data)
+                except Exception as exc:
+                    log.error(
+                        "Dropped a %s event from Discord that could not be read (%s: %s)",
+                        event,
+                        type(exc).__name__,
+                        exc,
+                    )
+
+            return run
+
+        parsers = self._connection.parsers
+        for event, parse in list(parsers.items()):
+            parsers[event] = guarded(event, parse)
 
     def _register_commands(self) -> None:
         guild = discord.Object(id=self.settings.allowed_guild_id)
@@ -135,22 +192,27 @@ class PterodactylBot(discord.Client):
         self.board.drop_cards(lambda loc: loc.channel_id == channel.id, "was in a deleted channel")
 
     # -- the update task ------------------------------------------------------------------------
-    @tasks.loop(seconds=10)
-    async def status_updater(self) -> None:
-        try:
-            await self.run_update_cycle()
-        except Exception:
-            log.exception("Update cycle failed; the next one runs as planned")
-
-    @status_updater.before_loop
-    async def _before_status_updater(self) -> None:
-        await self.wait_until_ready()
+    async def _cycle(self) -> None:
+        await self.run_update_cycle()
 
     async def run_update_cycle(self) -> CycleReport:
-        """One cycle of the board, then the polling interval and the heartbeat."""
+        """One cycle of the board, then the polling interval, the log and the heartbeat."""
         report = await self.board.poll()
         self._adjust_interval(report.polled)  # after the requests: their headers carry the panel's limit
-        log.info(
+        self._log_cycle(report)
+        if self.ws is not None and self.ws.open:  # healthy means cycles run *and* Discord is connected
+            write_heartbeat(self.heartbeat_path, self.updates.interval)
+        return report
+
+    def _log_cycle(self, report: CycleReport) -> None:
+        """INFO for the first cycle and for cycles where something happened, plus an hourly summary;
+        a quiet cycle is DEBUG (8,640 lines a day otherwise, kept for ever by Docker's log driver)."""
+        self._cycles += 1
+        for i, value in enumerate((1, report.edited, report.failed, report.dropped)):
+            self._totals[i] += value
+        level = logging.INFO if report.eventful or self._cycles == 1 else logging.DEBUG
+        log.log(
+            level,
             "Update cycle: %d server(s) checked, %d edited, %d failure(s), %d dropped, %.2f s",
             report.checked,
             report.edited,
@@ -158,9 +220,19 @@ class PterodactylBot(discord.Client):
             report.dropped,
             report.seconds,
         )
-        if self.ws is not None and self.ws.open:  # healthy means cycles run *and* Discord is connected
-            write_heartbeat(self.heartbeat_path, self.status_updater.seconds or self.settings.update_interval)
-        return report
+        if self.clock() - self._summary_at >= SUMMARY_EVERY:
+            cycles, edits, failures, drops = self._totals
+            log.info(
+                "In the last hour: %d update cycle(s), %d edit(s), %d failure(s), %d dropped; %d card(s), "
+                "checked every %.0f s",
+                cycles,
+                edits,
+                failures,
+                drops,
+                report.checked,
+                self.updates.interval,
+            )
+            self._totals, self._summary_at = [0, 0, 0, 0], self.clock()
 
     def _adjust_interval(self, servers: int) -> None:
         """Stretch polling when the tracked servers need more requests than the panel allows."""
@@ -169,8 +241,7 @@ class PterodactylBot(discord.Client):
             servers, self.settings.update_interval, budget.polling_per_minute, budget.WINDOW
         )
         stretched = interval > self.settings.update_interval
-        current = self.status_updater.seconds or self.settings.update_interval
-        if stretched != self._stretched or (stretched and abs(interval - current) > 0.5):
+        if stretched != self._stretched or (stretched and abs(interval - self.updates.interval) > 0.5):
             if stretched and not self._stretched:
                 log.warning(
                     "%d servers every %g s would exceed the panel's limit of %d requests/min; "
@@ -183,4 +254,4 @@ class PterodactylBot(discord.Client):
             elif not stretched:
                 log.info("Polling every %g s again", interval)
             self._stretched = stretched
-            self.status_updater.change_interval(seconds=interval)
+            self.updates.interval = interval

@@ -41,11 +41,29 @@ STATE_STYLES: dict[str, StateStyle] = {
     "transferring": StateStyle("🚚 Transferring", 0x5865F2),
     "unreachable": StateStyle("❔ Panel unreachable", 0x95A5A6),
     "removed": StateStyle("🗑️ Removed from the panel", 0x4F545C),
+    "inaccessible": StateStyle("🔒 Not accessible to the bot's panel user", 0x4F545C),
 }
+NEUTRAL_COLOUR = 0x95A5A6
 
 
 def state_style(state: str) -> StateStyle:
-    return STATE_STYLES.get(state, StateStyle(f"❔ {state.replace('_', ' ').capitalize()}", 0x95A5A6))
+    """The label and colour of a state; one the bot does not know shows as it is, neutrally."""
+    known = STATE_STYLES.get(state)
+    if known is not None:
+        return known
+    shown = " ".join(state.replace("_", " ").split()) or "unknown"
+    return StateStyle(truncate(f"❔ {shown[:1].upper()}{shown[1:]}", STATE_LABEL_LIMIT), NEUTRAL_COLOUR)
+
+
+def md(text: str) -> str:
+    """A name or alias as plain text inside Discord markdown (a backtick or ** cannot break a reply)."""
+    return discord.utils.escape_markdown(text, as_needed=False).replace("@", "@\u200b")
+
+
+def code(text: str) -> str:
+    """``text`` as an inline code span that a backtick inside cannot end early."""
+    fence = "``" if "`" in text else "`"
+    return f"{fence} {text} {fence}" if fence == "``" else f"`{text}`"
 
 
 def format_bytes(value: float) -> str:
@@ -86,6 +104,21 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# Discord's embed limits (title 256, description 4096, field name 256 / value 1024, footer 2048,
+# 6000 in all) are kept here and only here: every piece of a card goes through these.
+TITLE_LIMIT, FIELD_NAME_LIMIT, FIELD_VALUE_LIMIT, FOOTER_LIMIT = 256, 256, 1024, 2048
+STATE_LABEL_LIMIT = 200  # a state the panel invents is shown, but not as an essay
+NODE_LIMIT = 200
+
+
+def add_field(embed: discord.Embed, name: str, value: str, *, limit: int = FIELD_VALUE_LIMIT) -> None:
+    embed.add_field(
+        name=truncate(name, FIELD_NAME_LIMIT),
+        value=truncate(value or "?", min(limit, FIELD_VALUE_LIMIT)),
+        inline=True,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class StatusSnapshot:
     """Everything a status message shows, independent of Discord."""
@@ -110,34 +143,25 @@ def build_status_embed(snapshot: StatusSnapshot, *, graph_filename: str | None =
         note = "⚠️ The panel did not answer the last check; showing the last known data."
         description = f"{description}\n\n{note}" if description else note
     embed = discord.Embed(
-        title=truncate(server.name, 256),
+        title=truncate(server.name, TITLE_LIMIT),
         description=description or None,
         colour=style.colour,
         timestamp=snapshot.updated_at,
     )
-    embed.add_field(name="State", value=style.label, inline=True)
-    embed.add_field(name="Node", value=truncate(server.node or "?", 1024), inline=True)
+    add_field(embed, "State", style.label, limit=STATE_LABEL_LIMIT)
+    add_field(embed, "Node", server.node, limit=NODE_LIMIT)
     live = res is not None and snapshot.state in ("running", "starting", "stopping", "unreachable")
     if res is not None:
-        embed.add_field(name="CPU", value=format_cpu(res.cpu_absolute, server.limits.cpu), inline=True)
-        embed.add_field(
-            name="Memory",
-            value=f"{format_bytes(res.memory_bytes)} / {format_limit_mb(server.limits.memory_mb)}",
-            inline=True,
+        add_field(embed, "CPU", format_cpu(res.cpu_absolute, server.limits.cpu))
+        add_field(
+            embed, "Memory", f"{format_bytes(res.memory_bytes)} / {format_limit_mb(server.limits.memory_mb)}"
         )
-        embed.add_field(
-            name="Disk",
-            value=f"{format_bytes(res.disk_bytes)} / {format_limit_mb(server.limits.disk_mb)}",
-            inline=True,
-        )
+        add_field(embed, "Disk", f"{format_bytes(res.disk_bytes)} / {format_limit_mb(server.limits.disk_mb)}")
         if live:
-            embed.add_field(
-                name="Network",
-                value=f"⬇ {format_bytes(res.network_rx_bytes)} · ⬆ {format_bytes(res.network_tx_bytes)}",
-                inline=True,
-            )
-            embed.add_field(name="Uptime", value=format_uptime(res.uptime_ms), inline=True)
-    embed.set_footer(text=truncate(f"{server.identifier} · last updated", 2048))
+            rx, tx = format_bytes(res.network_rx_bytes), format_bytes(res.network_tx_bytes)
+            add_field(embed, "Network", f"⬇ {rx} · ⬆ {tx}")
+            add_field(embed, "Uptime", format_uptime(res.uptime_ms))
+    embed.set_footer(text=truncate(f"{server.identifier} · last updated", FOOTER_LIMIT))
     if graph_filename:
         embed.set_image(url=f"attachment://{graph_filename}")
     return embed
@@ -169,10 +193,27 @@ def build_card(snapshot: StatusSnapshot, graph: bytes | None) -> Card:
     return Card(embed, graph, embed_fingerprint(embed, graph), snapshot.state, cpu)
 
 
+def inaccessible_card(name: str, server_id: str) -> Card:
+    """A card whose server the client key's user can no longer see: not "unreachable", and not gone."""
+    style = STATE_STYLES["inaccessible"]
+    embed = discord.Embed(
+        title=truncate(name, TITLE_LIMIT),
+        description=(
+            "The bot's panel user can no longer see this server (it was removed as owner or subuser), so "
+            "this card is not updated. It resumes by itself once access is given back."
+        ),
+        colour=style.colour,
+        timestamp=datetime.now(UTC),
+    )
+    add_field(embed, "State", style.label)
+    embed.set_footer(text=truncate(f"{server_id} · last updated", FOOTER_LIMIT))
+    return Card(embed, None, embed_fingerprint(embed, None), "inaccessible", 0.0)
+
+
 def removed_embed(name: str) -> discord.Embed:
     """The last word on a card whose server left the panel."""
     return discord.Embed(
-        title=truncate(f"{name} was removed from the panel", 256),
+        title=truncate(f"{name} was removed from the panel", TITLE_LIMIT),
         description="This server no longer exists on the panel; this message is not updated any more.",
         colour=STATE_STYLES["removed"].colour,
         timestamp=datetime.now(UTC),
@@ -191,7 +232,7 @@ def describe_panel_error(exc: PterodactylError, server_name: str) -> str:
     if isinstance(exc, ServerNotFoundError):
         return f"The panel no longer knows **{server_name}**."
     if isinstance(exc, RateLimitedError):
-        return f"The panel is rate limiting the bot; try again in {exc.retry_after:.0f} s."
+        return f"The panel is rate-limiting the bot, try again in {exc.retry_after:.0f} s."
     if isinstance(exc, PterodactylConnectionError | PanelServerError | MalformedResponseError):
         return "The panel is unreachable or not answering properly right now; try again in a minute."
     return f"The panel answered with an error: {exc}"

@@ -9,6 +9,7 @@ exits 2. A new key costs one row here and one field in ``Settings``.
 from __future__ import annotations
 
 import configparser
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ class Settings:
     panel_url: str
     client_api_key: str = field(repr=False)
     application_api_key: str = field(repr=False)
+    server_scope: str = "mine"  # mine: servers the client key's user owns or shares; all: every server
     update_interval: float = 10.0
     force_update_interval: float = 600.0
     cpu_change_threshold: float = 50.0
@@ -62,17 +64,25 @@ def mask_secret(value: str) -> str:
 # -- converters: each takes the raw text and returns the value, or raises ValueError ---------------
 
 Converter = Callable[[str], Any]
+# Discord snowflakes: 64-bit, with a timestamp in the top 42 bits, so any real id is at least 2**22.
+SNOWFLAKE_MIN, SNOWFLAKE_MAX = 1 << 22, (1 << 63) - 1
 
 
-def text_without_spaces(value: str) -> str:
-    if any(ch.isspace() for ch in value):
-        raise ValueError(f"must not contain spaces (got {mask_secret(value)})")
+def _has_space_or_control(value: str) -> bool:
+    return any(ch.isspace() or not ch.isprintable() for ch in value)
+
+
+def secret_text(value: str) -> str:
+    if _has_space_or_control(value):
+        raise ValueError(
+            f"contains a space or control character (wrapped over two lines?) (got {mask_secret(value)})"
+        )
     return value
 
 
-def guild_id(value: str) -> int:
-    if not value.isdigit() or int(value) <= 0:
-        raise ValueError(f"must be a positive integer guild id (got {value!r})")
+def snowflake(value: str) -> int:
+    if not value.isdigit() or not SNOWFLAKE_MIN <= int(value) <= SNOWFLAKE_MAX:
+        raise ValueError(f"must be a Discord server id: a number of 17 to 20 digits (got {value!r})")
     return int(value)
 
 
@@ -84,15 +94,30 @@ def role_list(value: str) -> tuple[str, ...]:
 
 
 def panel_url(value: str) -> str:
+    example = "https://panel.example.com"
+    if any(ch.isspace() for ch in value):
+        raise ValueError(f"must not contain spaces, like {example} (got {value.split('@')[-1]!r})")
     parts = urlsplit(value)
+    if parts.username is not None or parts.password is not None:  # never echo the password
+        raise ValueError(
+            f"must not contain a user name or password (got {parts.scheme}://…@{parts.hostname})"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        example = "https://panel.example.com"
         raise ValueError(f"must be an http(s) URL with a host, like {example} (got {value!r})")
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        raise ValueError(f"must not have a query string or fragment, like {example} (got {value!r})")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or out of range
+        port = 0
+    if port == 0:
+        raise ValueError(f"port must be between 1 and 65535 (got {value!r})")
     return value.rstrip("/")
 
 
 def api_key(prefix: str) -> Converter:
     def convert(value: str) -> str:
+        secret_text(value)
         if not value.startswith(prefix):
             raise ValueError(f"must start with {prefix!r} (got {mask_secret(value)})")
         if len(value) < 20:
@@ -102,19 +127,26 @@ def api_key(prefix: str) -> Converter:
     return convert
 
 
-def number(unit: str, *, minimum: float, strict: bool) -> Converter:
-    """A finite number of ``unit`` that is > minimum (strict) or >= minimum."""
+def number(unit: str, *, minimum: float, maximum: float) -> Converter:
+    """A number of ``unit`` from ``minimum`` to ``maximum``, both included."""
 
     def convert(value: str) -> float:
         try:
             result = float(value)
         except ValueError:
             raise ValueError(f"must be a number of {unit} (got {value!r})") from None
-        in_range = result > minimum if strict else result >= minimum
-        if not in_range or result == float("inf"):
-            bound = f"greater than {minimum:g}" if strict else f"{minimum:g} or more"
-            raise ValueError(f"must be {bound} (got {value!r})")
+        if not minimum <= result <= maximum:  # also refuses nan and inf
+            raise ValueError(f"must be between {minimum:g} and {maximum:g} {unit} (got {value!r})")
         return result
+
+    return convert
+
+
+def choice(*allowed: str) -> Converter:
+    def convert(value: str) -> str:
+        if value.lower() not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)} (got {value!r})")
+        return value.lower()
 
     return convert
 
@@ -136,9 +168,11 @@ class ConfigKey:
     secret: bool = False
 
 
+SECONDS = "seconds"
 CONFIG_KEYS: tuple[ConfigKey, ...] = (
-    ConfigKey("DISCORD_TOKEN", "Discord", "Token", "discord_token", None, text_without_spaces, True),
-    ConfigKey("ALLOWED_GUILD_ID", "Discord", "AllowedGuildID", "allowed_guild_id", None, guild_id),
+    # env, section, option, Settings field, default (None: required), converter, secret
+    ConfigKey("DISCORD_TOKEN", "Discord", "Token", "discord_token", None, secret_text, True),
+    ConfigKey("ALLOWED_GUILD_ID", "Discord", "AllowedGuildID", "allowed_guild_id", None, snowflake),
     ConfigKey("CONTROL_ROLES", "Discord", "ControlRoles", "control_roles", "Game Server User", role_list),
     ConfigKey("PTERODACTYL_URL", "Pterodactyl", "PanelURL", "panel_url", None, panel_url),
     ConfigKey(
@@ -159,13 +193,14 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         api_key("ptla_"),
         True,
     ),
+    ConfigKey("SERVER_SCOPE", "Pterodactyl", "ServerScope", "server_scope", "mine", choice("mine", "all")),
     ConfigKey(
         "UPDATE_INTERVAL",
         "Bot",
         "UpdateInterval",
         "update_interval",
         "10",
-        number("seconds", minimum=0, strict=True),
+        number(SECONDS, minimum=1, maximum=3600),
     ),
     ConfigKey(
         "FORCE_UPDATE_INTERVAL",
@@ -173,7 +208,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "ForceUpdateInterval",
         "force_update_interval",
         "600",
-        number("seconds", minimum=0, strict=True),
+        number(SECONDS, minimum=1, maximum=86400),
     ),
     ConfigKey(
         "CPU_CHANGE_THRESHOLD",
@@ -181,7 +216,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "CPUChangeThreshold",
         "cpu_change_threshold",
         "50",
-        number("percentage points", minimum=0, strict=False),
+        number("percentage points", minimum=0, maximum=10000),
     ),
     ConfigKey("LOG_LEVEL", "Bot", "LogLevel", "log_level", "INFO", log_level),
 )
@@ -229,10 +264,13 @@ def load_settings(environ: Mapping[str, str], config_path: Path | None = None) -
     file_values: dict[tuple[str, str], str] = {}
     if path.is_file():
         file_values = _read_config_file(path, problems)
+    elif explicit and path.is_dir():
+        problems.append(f"CONFIG_FILE points to {path}, which is a directory, not a file")
     elif explicit:
         problems.append(f"CONFIG_FILE points to {path}, which does not exist")
 
     parsed: dict[str, Any] = {}
+    where_from: dict[str, str] = {}
     for key in CONFIG_KEYS:
         env_value = environ.get(key.env, "").strip()
         if env_value:
@@ -244,11 +282,33 @@ def load_settings(environ: Mapping[str, str], config_path: Path | None = None) -
         else:
             problems.append(f"{key.env} / [{key.section}] {key.option} is required but not set")
             continue
+        where_from[key.attribute] = where
         try:
             parsed[key.attribute] = key.convert(value)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
+    interval, force = parsed.get("update_interval"), parsed.get("force_update_interval")
+    if interval is not None and force is not None and force < interval:
+        problems.append(
+            f"{where_from['force_update_interval']}: must be at least UPDATE_INTERVAL ({interval:g}) "
+            f"(got {force:g})"
+        )
 
     if problems:
         raise ConfigValidationError(problems)
     return Settings(**parsed)
+
+
+def config_warnings(environ: Mapping[str, str]) -> list[str]:
+    """Environment variables that look like ours but are not (a typo would otherwise go unnoticed)."""
+    known = [key.env for key in CONFIG_KEYS] + ["CONFIG_FILE"]
+    warnings = []
+    for name in sorted(environ):
+        if name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        if close:
+            warnings.append(f"{name} is not a Pterodisbot setting and is ignored; did you mean {close[0]}?")
+        elif name.startswith(("PTERODACTYL_", "PTERODISBOT_")):
+            warnings.append(f"{name} is not a Pterodisbot setting and is ignored (see config.ini.example)")
+    return warnings

@@ -12,14 +12,63 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 
 import discord
 
 from ptero.config import Settings
+from ptero.store import EmbedStore, StoreUnreadable
 
 log = logging.getLogger(__name__)
+
+
+class UpdateLoop:
+    """Runs ``cycle`` every ``interval`` seconds on the monotonic clock (asyncio's), never the wall
+    clock: a wall clock stepped back an hour does not stall it, one stepped forward does not make it
+    run the missed cycles back to back. A cycle that overruns is followed by the next one at once,
+    then the rhythm resumes. A failing cycle is logged and the loop goes on.
+    """
+
+    def __init__(
+        self,
+        cycle: Callable[[], Awaitable[object]],
+        interval: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.cycle = cycle
+        self.interval = interval
+        self._clock, self._sleep = clock, sleep
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, before: Callable[[], Awaitable[object]] | None = None) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(before), name="update-loop")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self, before: Callable[[], Awaitable[object]] | None) -> None:
+        if before is not None:
+            await before()
+        next_at = self._clock()
+        while True:
+            try:
+                await self.cycle()
+            except Exception:
+                log.exception("Update cycle failed; the next one runs as planned")
+            next_at = max(next_at + self.interval, self._clock())
+            await self._sleep(max(0.0, next_at - self._clock()))
 
 
 def write_heartbeat(path: Path | None, interval: float) -> None:
@@ -70,6 +119,8 @@ def setup_logging(settings: Settings, log_dir: Path = Path("logs")) -> None:
     root.setLevel(settings.log_level)
     logging.getLogger("discord").setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
     logging.getLogger("discord.http").setLevel(logging.WARNING)
+    for noisy in ("matplotlib", "PIL", "asyncio"):  # their DEBUG lines are about themselves, not the bot
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLevelName(settings.log_level)))
 
 
 def healthcheck(path: Path = Path("logs") / "heartbeat.json", now: float | None = None) -> int:
@@ -133,3 +184,12 @@ def check_writable(*folders: Path) -> list[str]:
                 f"{folder.resolve()} is not writable by this user (uid {os.getuid()}): {exc.strerror}"
             )
     return problems
+
+
+def check_store(path: Path) -> list[str]:
+    """A store file that exists but cannot be read stops start-up (moving it aside would lose every card)."""
+    try:
+        EmbedStore(path).load()
+    except StoreUnreadable as exc:
+        return [str(exc)]
+    return []

@@ -3,6 +3,7 @@ commands' bodies, and the sink that carries the board's cards to Discord."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import logging
@@ -12,9 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, TypeAlias
 
 import discord
 
-from ptero.board import CardGone, CardRefused, CardUnavailable, StatusBoard
-from ptero.cards import GRAPH_FILENAME, Card, describe_panel_error, state_style, truncate
+from ptero.board import StatusBoard
+from ptero.cards import GRAPH_FILENAME, Card, code, describe_panel_error, md, state_style, truncate
 from ptero.panel import PanelServer, PowerSignal, PterodactylError
+from ptero.records import CardGone, CardRefused, CardUnavailable
 from ptero.store import EmbedLocation
 
 if TYPE_CHECKING:
@@ -35,6 +37,10 @@ BUTTON_LOOKS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
 POWER_SIGNAL_OF: dict[ButtonAction, PowerSignal] = {"start": "start", "stop": "stop", "restart": "restart"}
 PICKER_PAGE_SIZE = 25  # Discord's limit of options in one select menu
 REQUIRED_CHANNEL_PERMISSIONS = ("view_channel", "send_messages", "embed_links", "attach_files")
+REPLY_TIMEOUT = 30.0
+SHUTTING_DOWN = (
+    "The bot is shutting down; the panel may have received the request — check the card after the restart."
+)
 SOMETHING_WENT_WRONG = "Something went wrong on the bot's side; the admin can see it in the logs."
 Interaction: TypeAlias = "discord.Interaction[PterodactylBot]"
 
@@ -64,15 +70,20 @@ def member_may_control(interaction: discord.Interaction[Any], control_roles: Ite
     )
 
 
-async def reply(interaction: discord.Interaction[Any], text: str) -> None:
-    """An ephemeral answer, as a response or, once answered or deferred, as a followup."""
+async def reply(interaction: discord.Interaction[Any], text: str, **extra: Any) -> None:
+    """An ephemeral answer, as a response or, once answered or deferred, as a followup.
+
+    It gives up after REPLY_TIMEOUT (discord.py would otherwise wait out a long 429 or retry a
+    failing Discord), well inside the interaction token's 15 minutes, and never raises.
+    """
     try:
         if interaction.response.is_done():
-            await interaction.followup.send(text, ephemeral=True)
+            send = interaction.followup.send(text, ephemeral=True, **extra)
         else:
-            await interaction.response.send_message(text, ephemeral=True)
-    except discord.HTTPException as exc:
-        log.warning("Could not answer an interaction: %s", exc)
+            send = interaction.response.send_message(text, ephemeral=True, **extra)
+        await asyncio.wait_for(send, REPLY_TIMEOUT)
+    except (discord.HTTPException, TimeoutError) as exc:
+        log.warning("Could not answer an interaction: %s", exc or "Discord did not answer in time")
 
 
 # -- the card's buttons ---------------------------------------------------------------------------
@@ -102,9 +113,14 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
     # discord.py types items over an unbound client type; ours always run in a PterodactylBot.
     async def interaction_check(self, interaction: Interaction, /) -> bool:  # type: ignore[override]
         """Only in the served guild; power only for a control role or Administrator (refusals answered)."""
-        settings = interaction.client.settings
+        settings, board = interaction.client.settings, interaction.client.board
         if interaction.guild_id != settings.allowed_guild_id:
             await reply(interaction, "Sorry, these buttons only work in the Discord server this bot serves.")
+            return False
+        if board.server(self.server_id) is None:
+            await board.refresh_listing_briefly(wait=2.0)
+        if board.server(self.server_id) is None:  # never answer for a server the bot's panel user cannot see
+            await reply(interaction, "Sorry, this server is not one this bot can show or control.")
             return False
         if self.action != "address" and not member_may_control(interaction, settings.control_roles):
             roles = ", ".join(settings.control_roles)
@@ -127,13 +143,13 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
             await reply(interaction, SOMETHING_WENT_WRONG)
 
     async def power(self, interaction: Interaction) -> None:
-        board = interaction.client.board
-        action, name = self.action, board.name(self.server_id)
+        bot, board, action = interaction.client, interaction.client.board, self.action
+        name = md(board.name(self.server_id))
         pending = board.power_claim(self.server_id)
         if pending is not None:
+            who = md(pending.user)
             await reply(
-                interaction,
-                f"A **{pending.action}** of **{name}** is already in progress (asked by {pending.user}).",
+                interaction, f"A **{pending.action}** of **{name}** is already in progress (asked by {who})."
             )
             return
         state = board.known_state(self.server_id)
@@ -146,9 +162,16 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
         board.claim_power(self.server_id, action, interaction.user.display_name)  # before the first await
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
-            await interaction.client.api.send_power_action(self.server_id, POWER_SIGNAL_OF[action])
-        except PterodactylError as exc:
+            async with bot.power_in_flight():
+                await bot.api.send_power_action(self.server_id, POWER_SIGNAL_OF[action])
+        except (PterodactylError, asyncio.CancelledError) as exc:
             board.release_power(self.server_id)
+            if bot.stopping:  # the request may have reached the panel: say so, never "try again"
+                log.warning("%s of %s interrupted by the shutdown", action, self.server_id)
+                await reply(interaction, SHUTTING_DOWN)
+                return
+            if isinstance(exc, asyncio.CancelledError):
+                raise
             log.warning("%s of %s failed: %s", action, self.server_id, exc)
             await reply(interaction, describe_panel_error(exc, name))
             return
@@ -160,9 +183,12 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
 
     async def show_address(self, interaction: Interaction) -> None:
         board = interaction.client.board
-        name, server = board.name(self.server_id), board.server(self.server_id)
+        server = board.server(self.server_id)
+        name = md(board.name(self.server_id))
         if server is not None and server.allocation is not None:
-            await reply(interaction, f"**{name}** is at `{server.allocation.address}`")
+            await reply(
+                interaction, f"**{name}** is at {code(server.allocation.public_address(server.node_host))}"
+            )
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         try:
@@ -170,7 +196,8 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
         except PterodactylError as exc:
             await reply(interaction, describe_panel_error(exc, name))
             return
-        await reply(interaction, f"**{name}** is at `{allocation.address}`")
+        node_host = server.node_host if server else None
+        await reply(interaction, f"**{name}** is at {code(allocation.public_address(node_host))}")
 
 
 class ServerStatusView(discord.ui.View):
@@ -304,12 +331,28 @@ async def open_picker(interaction: Interaction, board: StatusBoard) -> None:
 
 
 async def post_card(interaction: Interaction, board: StatusBoard, server_id: str) -> None:
-    """Post a server's card where the picker was used, replacing its older one."""
+    """Post a server's card where the picker was used, replacing its older one. Posting (and so
+    moving) a card needs what its power buttons need, or Manage Messages in the channel; anyone
+    else gets the card privately."""
     await interaction.response.defer(ephemeral=True, thinking=True)
     if board.server(server_id) is None:
         await board.refresh_listing_briefly()
-    if board.server(server_id) is None:
-        await reply(interaction, "That server is no longer on the panel.")
+    server = board.server(server_id)
+    if server is None:
+        await reply(interaction, "That server is no longer one this bot can show.")
+        return
+    may_post = (
+        member_may_control(interaction, board.settings.control_roles)
+        or interaction.permissions.manage_messages
+    )
+    if not may_post:
+        card = await board.preview(server_id)
+        await reply(
+            interaction,
+            "Here is its status, just for you: posting a card here needs a control role or Manage Messages.",
+            embed=card.embed,
+            files=DiscordCards.files(card),
+        )
         return
     if interaction.channel_id is None or not isinstance(interaction.channel, discord.abc.Messageable):
         await reply(interaction, "I cannot post in this kind of channel.")
@@ -328,7 +371,7 @@ async def post_card(interaction: Interaction, board: StatusBoard, server_id: str
         note = f" Its previous status message in <#{result.replaced.channel_id}> was removed."
     if not result.saved:
         note += " I could not save where it is, so it will not be updated after I restart (see my logs)."
-    await reply(interaction, f"Posted the live status of **{result.server.name}** here.{note}")
+    await reply(interaction, f"Posted the live status of **{md(result.server.name)}** here.{note}")
 
 
 async def refresh_cards(interaction: Interaction, board: StatusBoard) -> None:
@@ -362,20 +405,20 @@ class DiscordCards:
         return channel.get_partial_message(location.message_id)
 
     @staticmethod
-    def _files(card: Card) -> list[discord.File]:
+    def files(card: Card) -> list[discord.File]:
         return [discord.File(io.BytesIO(card.graph), filename=GRAPH_FILENAME)] if card.graph else []
 
     async def post(self, channel_id: int, server_id: str, card: Card) -> EmbedLocation:
         channel = self.client.get_partial_messageable(channel_id, guild_id=self.guild_id)
         with _translated():
             message = await channel.send(
-                embed=card.embed, view=ServerStatusView(server_id), files=self._files(card)
+                embed=card.embed, view=ServerStatusView(server_id), files=self.files(card)
             )
         return EmbedLocation(message.channel.id, message.id)
 
     async def edit(self, location: EmbedLocation, server_id: str, card: Card) -> None:
         with _translated():
-            await self._message(location).edit(embed=card.embed, attachments=self._files(card))
+            await self._message(location).edit(embed=card.embed, attachments=self.files(card))
 
     async def retire(self, location: EmbedLocation, embed: discord.Embed) -> None:
         with _translated():
@@ -385,6 +428,16 @@ class DiscordCards:
         with _translated():
             await self._message(location).delete()
 
+    async def exists(self, location: EmbedLocation) -> bool:
+        try:
+            with _translated():
+                await self._message(location).fetch()
+        except CardGone:
+            return False
+        except (CardRefused, CardUnavailable):
+            return True  # not known to be gone: the next edit will tell
+        return True
+
 
 @contextlib.contextmanager
 def _translated() -> Iterator[None]:
@@ -393,7 +446,7 @@ def _translated() -> Iterator[None]:
         yield
     except discord.NotFound as exc:
         raise CardGone(exc.text) from exc
-    except discord.Forbidden as exc:
-        raise CardRefused(exc.status, exc.code, exc.text) from exc
     except discord.HTTPException as exc:
+        if 400 <= exc.status < 500 and exc.status != 429:  # Forbidden, an embed Discord refuses, ...
+            raise CardRefused(exc.status, exc.code, exc.text) from exc
         raise CardUnavailable(f"{exc.status}: {exc.text}") from exc

@@ -26,7 +26,7 @@ from typing import Any
 
 from tests.discord_standin import BotProcess, DiscordStandin, InteractionRecord, Message
 from tests.fake_panel import FakePanel, FakeServer
-from tests.harness import GuildMembers, answer, components
+from tests.harness import GuildMembers, answer, components, locations
 
 REPO = Path(__file__).resolve().parents[1]
 BOT_SCRIPT = REPO / "pterodisbot.py"
@@ -195,7 +195,7 @@ class E2E(GuildMembers):
     bots: list[BotRun] = field(default_factory=list)
 
     # -- processes ------------------------------------------------------------------------------
-    def env(self, log_level: str = "INFO", **extra: str) -> dict[str, str]:
+    def env(self, log_level: str = "DEBUG", **extra: str) -> dict[str, str]:
         """Exactly what ``docker run -e ...`` would give the bot, plus the stand-in's redirection."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -214,7 +214,7 @@ class E2E(GuildMembers):
         env.update(extra)
         return env
 
-    async def start_bot(self, log_level: str = "INFO", *, ready: bool = True, **extra: str) -> BotRun:
+    async def start_bot(self, log_level: str = "DEBUG", *, ready: bool = True, **extra: str) -> BotRun:
         """Start ``python pterodisbot.py`` in :attr:`cwd`; by default wait until it is connected, has
         synced its commands and runs its first update cycle."""
         ready_before = self.discord.ready_count
@@ -285,7 +285,9 @@ class E2E(GuildMembers):
         channel: int | None = None,
         member: int | None = None,
     ) -> InteractionRecord:
-        """Pick a server in an open menu (turning pages until it is listed); returns the choice."""
+        """Pick a server in an open menu (turning pages until it is listed), by default as the operator
+        (who may post cards); returns the choice."""
+        member = member or self.operator_id
         pages = page_count(menu)
         page = current_page(menu)
         while identifier not in select_values(menu):
@@ -305,9 +307,9 @@ class E2E(GuildMembers):
     async def post_status(
         self, identifier: str, *, channel: int | None = None, member: int | None = None
     ) -> tuple[Message, str]:
-        """/server_status and a choice, as a member would: returns the posted message and the bot's
-        private confirmation."""
-        channel = channel or self.channel_id
+        """/server_status and a choice, as an operator (who may post cards) would: returns the posted
+        message and the bot's private confirmation."""
+        channel, member = channel or self.channel_id, member or self.operator_id
         _, menu = await self.open_picker(channel=channel, member=member)
         choice = await self.choose(menu, identifier, channel=channel, member=member)
         text = await answer(choice)
@@ -330,7 +332,8 @@ class E2E(GuildMembers):
         return self.cwd / "embed" / "embed_locations.json"
 
     def stored(self) -> dict[str, dict[str, str]]:
-        return json.loads(self.store_path.read_text(encoding="utf-8"))
+        """Where the store file says each card is (its channel and message ids)."""
+        return locations(json.loads(self.store_path.read_text(encoding="utf-8")))
 
     def location(self, message: Message) -> dict[str, str]:
         return {"channel_id": str(message.channel_id), "message_id": str(message.id)}

@@ -1,23 +1,37 @@
-"""A local fake Pterodactyl panel (client + application API) served over real HTTP on aiohttp.
+"""A local fake Pterodactyl (or Pelican) panel, client + application API, served over real HTTP on aiohttp.
 
 Used by the API client's unit tests, by end-to-end tests (the bot runs as a separate process and
 reaches this panel over HTTP) and by benchmarks. Every behaviour follows
 /work/shared/reference/pterodactyl-api.md: envelopes, pagination (and its quirks), error bodies,
 check order, rate limits, the 20 s resource cache and a simplified wings power state machine.
+``FakePanel(flavour="pelican")`` follows the differences in /work/shared/reference/pelican.md, and
+the websocket token endpoint follows /work/shared/reference/wings-websocket.md section 1; the fake
+Wings daemon serving the sockets is tests/fake_wings.py (``FakePanel(wings=True)``).
 
-Standalone: ``python -m tests.fake_panel --servers 30 --port 0 --latency 0.05``.
+Who the client key's user is: ``client_user_admin`` (root admin), ``client_username``, and per server
+``FakeServer.access`` ("owner", "subuser" or None) and ``websocket_permission`` (subusers only).
+What the application key may read: ``app_key_permissions``. Nodes are ``FakeNode`` objects in
+``nodes``; ``set_node_down(node_id, True)`` makes the node's wings unreachable.
+
+Standalone: ``python -m tests.fake_panel --servers 30 --port 0 --latency 0.05
+[--flavour pelican] [--wings] [--transition-delay 2]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import collections
 import contextlib
+import enum
+import hashlib
 import http
 import json
 import math
 import random
 import re
+import secrets
 import signal
 import socket
 import time
@@ -29,15 +43,28 @@ from urllib.parse import parse_qs, urlencode
 
 from aiohttp import web
 
+from tests.fake_wings import FakeWings, WingsConfig, sign_token
+
 DEFAULT_CLIENT_KEY = "ptlc_" + "a" * 11 + "b" * 32
 DEFAULT_APP_KEY = "ptla_" + "c" * 11 + "d" * 32
+PELICAN_CLIENT_KEY = "pacc_" + "e" * 11 + "f" * 32
+PELICAN_APP_KEY = "papp_" + "g" * 11 + "h" * 32
+FLAVOURS = ("pterodactyl", "pelican")
+IDENTIFIER_FORMATS = ("short", "prfx")
+PRFX_PREFIX = "serv_"  # Pterodactyl 1.12 frontend types: Identifier<'serv'>
+DEFAULT_LIMITS = {"pterodactyl": (720, 240), "pelican": (256, 256)}  # (client, application) per minute
 STATES = ("offline", "starting", "running", "stopping")
 STATUSES = (None, "installing", "install_failed", "reinstall_failed", "suspended", "restoring_backup")
 SIGNALS = ("start", "stop", "restart", "kill")
+ACCESS = ("owner", "subuser", None)
 TIMESTAMP = "2024-01-01T00:00:00+00:00"
 WINDOW_SECONDS = 60.0
 STARTUP = "java -Xms128M -XX:MaxRAMPercentage=95.0 -jar {{SERVER_JARFILE}}"
+DOCKER_IMAGE = "ghcr.io/pterodactyl/yolks:java_17"
 DAEMON_DOWN = "Could not establish a connection to the machine running this server. Please try again."
+UNEXPECTED = "An unexpected error was encountered while processing this request, please try again."
+NO_ACCESS = "The requested resource does not exist on this server."
+NO_WEBSOCKET = "You do not have permission to connect to this server's websocket."
 KEY_TYPE_DETAIL = {
     "client": "You are attempting to use an application API key on an endpoint that requires a client "
     "API key.",
@@ -55,21 +82,86 @@ ERRORS: dict[int, tuple[str, str]] = {
     ),
     422: ("ValidationException", "The given data was invalid."),
     429: ("ThrottleRequestsException", "Too Many Attempts."),
-    500: (
-        "ErrorException",
-        "An unexpected error was encountered while processing this request, please try again.",
-    ),
+    500: ("ErrorException", UNEXPECTED),
     502: ("DaemonConnectionException", DAEMON_DOWN),
     503: ("HttpException", "Service Unavailable"),
     504: ("DaemonConnectionException", DAEMON_DOWN),
 }
+# Application server listing filters (spatie/laravel-query-builder allowedFilters, partial matches).
+APP_SERVER_FILTERS = {
+    "pterodactyl": ("uuid", "uuidShort", "name", "description", "image", "external_id"),
+    "pelican": ("uuid", "uuid_short", "name", "description", "image", "external_id"),
+}
+# Permissions of a subuser (a typical grant); "websocket.connect" is added when websocket_permission.
+SUBUSER_PERMISSIONS = (
+    "control.console",
+    "control.start",
+    "control.stop",
+    "control.restart",
+    "allocation.read",
+    "startup.read",
+)
+ADMIN_PERMISSIONS = ("admin.websocket.errors", "admin.websocket.install", "admin.websocket.transfer")
 LOGIN_PAGE = (
     b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Pterodactyl</title>'
     b'</head><body><div id="app"><form method="post" action="/auth/login">'
     b'<input name="user"><input name="password" type="password"></form></div></body></html>'
 )
+PELICAN_LOGIN_PAGE = (
+    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Login - Pelican</title>'
+    b'</head><body class="fi-body"><form wire:submit="authenticate">'
+    b'<input id="data.login"><input id="data.password" type="password"></form></body></html>'
+)
+HEALTH_PAGE = (  # Laravel's /up health page
+    b'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Pelican</title></head>'
+    b"<body><div>Application up</div></body></html>"
+)
 HTML_TYPE = "text/html; charset=UTF-8"
 _HANG = object()  # sentinel returned by the fault check: never answer this request
+
+
+class _FlavourDefault(enum.Enum):
+    VALUE = "the flavour's default"
+
+
+FLAVOUR_DEFAULT = _FlavourDefault.VALUE
+
+
+def _closed_port() -> int:
+    """A loopback port nobody listens on (bound, read, closed): connecting to it is refused."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@dataclass
+class FakeNode:
+    id: int
+    name: str
+    fqdn: str = "127.0.0.1"  # always loopback: no test may make anyone resolve another host
+    scheme: str = "http"  # so socket URLs are ws://
+    daemon_listen: int = 0  # 0: a closed loopback port (the fake Wings' port once it runs)
+    daemon_connect: int = 0  # Pelican: the port clients use; 0: same as daemon_listen
+    daemon_sftp: int = 2022
+    daemon_sftp_alias: str | None = None
+    maintenance_mode: bool = False
+    down: bool = False  # wings unreachable (set with FakePanel.set_node_down)
+    daemon_token: str = field(default_factory=lambda: secrets.token_urlsafe(48), repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.daemon_listen:
+            self.daemon_listen = _closed_port()
+        if not self.daemon_connect:
+            self.daemon_connect = self.daemon_listen
+
+    @property
+    def uuid(self) -> str:
+        return f"00000000-0000-4000-8000-{self.id:012d}"
+
+
+# A listener of FakeServer changes: (server, attribute, old value, new value).
+ChangeListener = Callable[["FakeServer", str, Any, Any], None]
 
 
 @dataclass
@@ -92,24 +184,47 @@ class FakeServer:
     status: str | None = None
     is_transferring: bool = False
     node_id: int = 1
-    node_name: str = "Node 1"
-    allocation_id: int = 0
+    node_name: str = "Node 1"  # the name given to add_server; the node's own name is authoritative
+    allocation_id: int | None = 0  # None: no primary allocation (Pelican only)
     ip: str = "10.0.0.5"
     ip_alias: str | None = None
     port: int = 25565
+    access: str | None = "owner"  # the client user: "owner", "subuser" or None (neither)
+    websocket_permission: bool = True  # a subuser's websocket.connect (owners and admins always have it)
+    feature_databases: int | None = 0
+    feature_allocations: int | None = 1
+    feature_backups: int = 0
+    uuid_short: str = ""  # the 8-character short uuid; "" = uuid[:8]
+    # Called on every change of `state` or `status` (the panel routes them to the node's fake Wings).
+    on_change: list[ChangeListener] = field(default_factory=list, repr=False, compare=False)
     # States wings will report next, one per uncached /resources read. Only valid while `state` is
     # still `_pending_base`: a test that assigns `state` directly discards the queued transitions.
     _pending: list[str] = field(default_factory=list, init=False, repr=False, compare=False)
     _pending_base: str | None = field(default=None, init=False, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        if not self.uuid_short:
+            self.uuid_short = self.uuid[:8]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in ("state", "status") or name not in self.__dict__:
+            object.__setattr__(self, name, value)
+            return
+        old = self.__dict__[name]
+        object.__setattr__(self, name, value)
+        if old != value:
+            for listener in list(self.__dict__.get("on_change", ())):
+                listener(self, name, old, value)
+
     def _queue(self, now: str, *then: str) -> None:
-        self.state, self._pending, self._pending_base = now, list(then), now
+        self._pending, self._pending_base = list(then), now
+        self.state = now
 
     def _set_state(self, state: str) -> None:
-        self.state = state
         if state == "offline":  # wings ResourceUsage.Reset (disk is kept)
             self.cpu, self.memory_bytes, self.uptime_ms = 0.0, 0, 0
             self.network_rx_bytes = self.network_tx_bytes = 0
+        self.state = state
 
 
 class _Headers(dict[str, str]):
@@ -172,6 +287,7 @@ class _Fault:
     path_contains: str | None
     status: int = 500
     body: Any = None
+    path: str | None = None  # the exact path, when only that one is meant (e.g. "/api/client", the listing)
 
 
 @dataclass
@@ -180,8 +296,14 @@ class _Route:
     pattern: re.Pattern[str]
     api: str | None  # "client" | "application" | None (web page: no auth, no throttle)
     bind: str | None  # "server" | "app_server" | "node" | "never"
-    state_checked: bool  # 409 while suspended/installing/... (every client server route but the GET)
+    # 409 policy: "all" (every client server route but the GET), "websocket" (its own rules), None
+    state_check: str | None
     handler: Callable[..., web.Response]
+    acl: str | None = None  # application key permission needed: "servers" | "nodes" | "allocations"
+
+
+class _WingsUnreachable(Exception):
+    """Raised by _stats on Pterodactyl when the server's node is down (the panel answers 504)."""
 
 
 def laravel_json(payload: Any) -> bytes:
@@ -212,6 +334,10 @@ def _page_number(value: str | None) -> int:
     return max(1, int(value))
 
 
+def _includes(request: web.Request) -> list[str]:
+    return [i.strip() for i in request.query.get("include", "").split(",") if i.strip()]
+
+
 def _expects_json(headers: Any) -> bool:
     """Laravel Request::expectsJson: the best-ranked Accept type is JSON, or an XHR that accepts anything."""
     ranked = []
@@ -230,10 +356,15 @@ def _expects_json(headers: Any) -> bool:
     return headers.get("X-Requested-With") == "XMLHttpRequest" and first in ("", "*/*", "*")
 
 
-def _conflict_detail(srv: FakeServer) -> str | None:
+def _conflict_detail(srv: FakeServer, node: FakeNode) -> str | None:
     """ServerStateConflictException message per cause, in the panel's order."""
     if srv.status == "suspended":
         return "This server is currently suspended and the functionality requested is unavailable."
+    if node.maintenance_mode:
+        return (
+            "The node of this server is currently under maintenance and the functionality requested is "
+            "unavailable."
+        )
     if srv.status in ("installing", "install_failed"):
         return "This server has not yet completed its installation process, please try again later."
     if srv.status == "restoring_backup":
@@ -243,37 +374,87 @@ def _conflict_detail(srv: FakeServer) -> str | None:
     return None
 
 
-class FakePanel:
-    """The fake panel. One client key (a non-admin user owning every server) and one application key.
+def _partial_match(value: str | None, wanted: str) -> bool:
+    """spatie's partial filter: case-insensitive LIKE %v%; a comma-separated value matches any part."""
+    parts = [p.lower() for p in wanted.split(",") if p]
+    return value is not None and any(p in value.lower() for p in parts)
 
-    Tests mutate `servers[...]` directly, inject faults (fail_next, fail_ratio, hang_next, malformed_next,
-    html_next, set_down, set_latency) and inspect `requests`, `power_requests`, `too_many_requests`,
-    `count()` and `wait_for()`. Faults apply after route match, authentication and throttling (so they
-    are counted and carry rate-limit headers), before the server lookup.
+
+class FakePanel:
+    """The fake panel. One client key (by default a non-admin user owning every server) and one
+    application key.
+
+    Tests mutate `servers[...]` and `nodes[...]` directly, inject faults (fail_next, fail_ratio,
+    hang_next, malformed_next, html_next, set_down, set_latency, set_node_down) and inspect `requests`,
+    `power_requests`, `too_many_requests`, `tokens_issued`, `count()` and `wait_for()`. Faults apply
+    after route match, authentication and throttling (so they are counted and carry rate-limit
+    headers), before the server lookup.
+
+    Rate limits default to the flavour's (Pterodactyl 720/240 per minute, Pelican 256/256); None is
+    unlimited. `transition_delay` (seconds) makes queued power transitions also advance in real time,
+    one state per delay, for bots that do not poll.
     """
 
     def __init__(
         self,
-        client_key: str = DEFAULT_CLIENT_KEY,
-        app_key: str = DEFAULT_APP_KEY,
+        client_key: str | None = None,
+        app_key: str | None = None,
         latency: float = 0.0,
-        client_rate_limit: int | None = 720,
-        app_rate_limit: int | None = 240,
+        client_rate_limit: int | _FlavourDefault | None = FLAVOUR_DEFAULT,
+        app_rate_limit: int | _FlavourDefault | None = FLAVOUR_DEFAULT,
         clock: Callable[[], float] = time.monotonic,
         resource_cache_seconds: float = 0.0,
         seed: int = 0,
+        *,
+        flavour: str = "pterodactyl",
+        identifier_format: str = "short",
+        wings: bool = False,
+        wings_config: WingsConfig | None = None,
+        transition_delay: float | None = None,
     ) -> None:
-        self.client_key, self.app_key = client_key, app_key
+        if flavour not in FLAVOURS or identifier_format not in IDENTIFIER_FORMATS:
+            raise ValueError(f"bad flavour {flavour!r} or identifier_format {identifier_format!r}")
+        if flavour == "pelican" and identifier_format == "prfx":
+            raise ValueError("prfx identifiers are a Pterodactyl 1.12 feature")
+        pelican = flavour == "pelican"
+        self.flavour, self.identifier_format = flavour, identifier_format
+        self.client_key = client_key or (PELICAN_CLIENT_KEY if pelican else DEFAULT_CLIENT_KEY)
+        self.app_key = app_key or (PELICAN_APP_KEY if pelican else DEFAULT_APP_KEY)
+        default_client, default_app = DEFAULT_LIMITS[flavour]
+        if isinstance(client_rate_limit, _FlavourDefault):
+            client_rate_limit = default_client
+        if isinstance(app_rate_limit, _FlavourDefault):
+            app_rate_limit = default_app
         self.latency = latency
         self.clock = clock
         self.resource_cache_seconds = resource_cache_seconds
         self.url = ""
+        # Who the client key belongs to.
+        self.client_user_admin = False
+        self.client_username = "pterodisbot"
+        self.client_user_id = 1
+        self.client_user_uuid = "00000000-0000-4000-8000-00000000beef"
+        self.app_key_permissions: dict[str, bool] = {"servers": True, "nodes": True, "allocations": True}
+        self.editable_descriptions = True  # Pelican PANEL_EDITABLE_SERVER_DESCRIPTIONS
+        # Websocket tokens (wings-websocket.md section 1).
+        self.token_lifetime = 600.0
+        self.token_clock: Callable[[], float] = time.time  # JWT dates are unix time, also read by Wings
+        self.token_scope: str | None = "websocket" if pelican else None
+        self.websocket_token_rate_limit: int | None = 5 if pelican else None  # per server uuid
+        self.tokens_issued = 0
+        self.tokens_issued_per_server: collections.Counter[str] = collections.Counter()  # by identifier
+        # Fake Wings.
+        self.wings_enabled = wings
+        self.wings_config = wings_config if wings_config is not None else WingsConfig()
+        self.wings: dict[int, FakeWings] = {}
+        self.transition_delay = transition_delay
         self.servers: dict[str, FakeServer] = {}
-        self.nodes: dict[int, str] = {1: "Node 1"}
+        self.nodes: dict[int, FakeNode] = {1: FakeNode(1, "Node 1")}
         self.requests: list[RecordedRequest] = []
         self.power_requests: list[tuple[str, str]] = []
         self.too_many_requests = 0
         self._limiters = {"client": _Limiter(client_rate_limit), "application": _Limiter(app_rate_limit)}
+        self._websocket_limiters: dict[str, _Limiter] = {}
         self._ids = random.Random(seed)  # deterministic identifiers/uuids
         self._next_id = self._next_alloc = self._bulk = 1
         self._faults: list[_Fault] = []
@@ -286,14 +467,31 @@ class FakePanel:
         self._runner: web.AppRunner | None = None
         self._server: asyncio.AbstractServer | None = None
         self._up_task: asyncio.Task[None] | None = None
+        self._transitions: dict[str, asyncio.Task[None]] = {}
         self._host, self._port, self._down = "127.0.0.1", 0, False
-        srv, st = r"/api/client/servers/(?P<server>[^/]+)", True
-        self._routes = [
-            _Route("GET", re.compile(r"/"), None, None, False, self._web_root),
-            _Route("GET", re.compile(r"/auth/login"), None, None, False, self._web_login),
-            _Route("GET", re.compile(r"/api/client"), "client", None, False, self._client_list),
-            _Route("GET", re.compile(r"/api/client/account"), "client", None, False, self._client_account),
-            _Route("GET", re.compile(srv), "client", "server", False, self._client_server),
+        self._routes = self._build_routes()
+
+    @property
+    def pelican(self) -> bool:
+        return self.flavour == "pelican"
+
+    @property
+    def _login_path(self) -> str:
+        return "/login" if self.pelican else "/auth/login"
+
+    @property
+    def _login_page(self) -> bytes:
+        return PELICAN_LOGIN_PAGE if self.pelican else LOGIN_PAGE
+
+    def _build_routes(self) -> list[_Route]:
+        srv, st = r"/api/client/servers/(?P<server>[^/]+)", "all"
+        app, node = "/api/application/servers", r"/api/application/nodes/(?P<id>[^/]+)"
+        routes = [
+            _Route("GET", re.compile(r"/"), None, None, None, self._web_root),
+            _Route("GET", re.compile(re.escape(self._login_path)), None, None, None, self._web_login),
+            _Route("GET", re.compile(r"/api/client"), "client", None, None, self._client_list),
+            _Route("GET", re.compile(r"/api/client/account"), "client", None, None, self._client_account),
+            _Route("GET", re.compile(srv), "client", "server", None, self._client_server),
             _Route("GET", re.compile(srv + "/resources"), "client", "server", st, self._client_resources),
             _Route("POST", re.compile(srv + "/power"), "client", "server", st, self._client_power),
             _Route(
@@ -305,42 +503,50 @@ class FakePanel:
                 self._client_allocations,
             ),
             _Route(
-                "GET", re.compile(r"/api/application/servers"), "application", None, False, self._app_servers
+                "GET", re.compile(srv + "/websocket"), "client", "server", "websocket", self._client_websocket
             ),
+            _Route("GET", re.compile(app), "application", None, None, self._app_servers, "servers"),
             _Route(
                 "GET",
-                re.compile(r"/api/application/servers/(?P<id>[^/]+)"),
+                re.compile(app + "/(?P<id>[^/]+)"),
                 "application",
                 "app_server",
-                False,
+                None,
                 self._app_server,
+                "servers",
             ),
-            _Route(
+            _Route(  # no fake server has an external_id
                 "GET",
-                re.compile(r"/api/application/servers/external/[^/]+"),
+                re.compile(app + "/external/[^/]+"),
                 "application",
                 "never",
-                False,
+                None,
                 self._app_server,
-            ),  # no fake server has an external_id
-            _Route("GET", re.compile(r"/api/application/nodes"), "application", None, False, self._app_nodes),
-            _Route(
-                "GET",
-                re.compile(r"/api/application/nodes/(?P<id>[^/]+)"),
-                "application",
-                "node",
-                False,
-                self._app_node,
+                "servers",
             ),
             _Route(
                 "GET",
-                re.compile(r"/api/application/nodes/(?P<id>[^/]+)/allocations"),
+                re.compile(r"/api/application/nodes"),
+                "application",
+                None,
+                None,
+                self._app_nodes,
+                "nodes",
+            ),
+            _Route("GET", re.compile(node), "application", "node", None, self._app_node, "nodes"),
+            _Route(
+                "GET",
+                re.compile(node + "/allocations"),
                 "application",
                 "node",
-                False,
+                None,
                 self._app_node_allocations,
+                "allocations",
             ),
         ]
+        if self.pelican:  # Laravel's health route (bootstrap/app.php withRouting(health: '/up'))
+            routes.append(_Route("GET", re.compile(r"/up"), None, None, None, self._web_up))
+        return routes
 
     # ----------------------------------------------------------------- lifecycle
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -352,10 +558,19 @@ class FakePanel:
         self._release.clear()
         await self._serve(self._bind())
         self.url = f"http://{host}:{self._port}"
+        if self.wings_enabled:
+            for node_id in sorted(self.nodes):
+                await self.start_wings(node_id)
         return self.url
 
     async def stop(self) -> None:
         self._release.set()
+        for task in self._transitions.values():
+            task.cancel()
+        self._transitions.clear()
+        for wings in list(self.wings.values()):
+            await wings.stop()
+        self.wings.clear()
         if self._up_task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._up_task
@@ -413,6 +628,53 @@ class FakePanel:
     def set_latency(self, seconds: float) -> None:
         self.latency = seconds
 
+    # ----------------------------------------------------------------- nodes and wings
+    def _ensure_node(self, node_id: int, name: str) -> FakeNode:
+        node = self.nodes.get(node_id)
+        if node is None:
+            node = self.nodes[node_id] = FakeNode(node_id, name)
+            if self.wings_enabled and self._runner is not None:
+                self._spawn_wings(node)
+        return node
+
+    def _node_of(self, s: FakeServer) -> FakeNode:
+        return self._ensure_node(s.node_id, s.node_name)
+
+    def set_node_down(self, node_id: int, down: bool) -> None:
+        """Wings of that node unreachable (or back): the panel's answers change per flavour and the
+        fake Wings' port closes (open sockets cut) or listens again on the same port, synchronously."""
+        self.nodes[node_id].down = down
+        wings = self.wings.get(node_id)
+        if wings is not None:
+            wings.sync_listening()
+
+    def _spawn_wings(self, node: FakeNode) -> FakeWings:
+        wings = self.wings.get(node.id)
+        if wings is None:
+            wings = self.wings[node.id] = FakeWings(self, node)
+        wings.start_soon()
+        return wings
+
+    async def start_wings(self, node_id: int = 1) -> FakeWings:
+        """Start (if needed) the fake Wings of a node and wait until it accepts connections."""
+        wings = self._spawn_wings(self.nodes[node_id])
+        await wings.start()
+        return wings
+
+    def _connection_port(self, node: FakeNode) -> int:
+        return node.daemon_connect if self.pelican else node.daemon_listen
+
+    def socket_url(self, s: FakeServer) -> str:
+        """The `socket` the token endpoint answers for this server."""
+        node = self._node_of(s)
+        scheme = "wss" if node.scheme == "https" else "ws"
+        return f"{scheme}://{node.fqdn}:{self._connection_port(node)}/api/servers/{s.uuid}/ws"
+
+    def _server_changed(self, srv: FakeServer, attribute: str, old: Any, new: Any) -> None:
+        wings = self.wings.get(srv.node_id)
+        if wings is not None:
+            wings.server_changed(srv, attribute, old, new)
+
     # ----------------------------------------------------------------- servers
     def add_server(
         self,
@@ -436,45 +698,68 @@ class FakePanel:
         ip: str = "10.0.0.5",
         ip_alias: str | None = None,
         port: int = 25565,
+        *,
+        allocation: bool = True,
+        access: str | None = "owner",
+        websocket_permission: bool = True,
     ) -> FakeServer:
-        if state not in STATES or status not in STATUSES:
-            raise ValueError(f"bad state {state!r} or status {status!r}")
+        """Identifiers: 8 characters (the uuid's first 8, as uuidShort) by default, `serv_<base-32
+        uuid>` with identifier_format="prfx"; an explicit identifier may have any length.
+        `allocation=False` (Pelican only): no primary allocation."""
+        if state not in STATES or status not in STATUSES or access not in ACCESS:
+            raise ValueError(f"bad state {state!r}, status {status!r} or access {access!r}")
+        if not allocation and not self.pelican:
+            raise ValueError("only Pelican servers may lack a primary allocation")
         uid = str(uuidlib.UUID(int=self._ids.getrandbits(128), version=4))
+        prfx = identifier is None and self.identifier_format == "prfx"
         if identifier is None:
-            while uid[:8] in self.servers:
+            while uid[:8] in self.servers or (
+                prfx and any(s.uuid_short == uid[:8] for s in self.servers.values())
+            ):
                 uid = str(uuidlib.UUID(int=self._ids.getrandbits(128), version=4))
             identifier = uid[:8]
-        elif len(identifier) != 8 or identifier in self.servers:
-            raise ValueError(f"identifier {identifier!r} must be 8 characters and unique")
-        uid = identifier + uid[8:]  # the identifier is the uuid's first 8 characters (uuidShort)
+            if prfx:
+                encoded = base64.b32encode(uuidlib.UUID(uid).bytes).decode().rstrip("=").lower()
+                identifier = PRFX_PREFIX + encoded
+        elif not identifier or identifier in self.servers:
+            raise ValueError(f"identifier {identifier!r} must be non-empty and unique")
+        if len(identifier) == 8:
+            uid = identifier + uid[8:]  # the identifier is the uuid's first 8 characters (uuidShort)
+        # On Pelican the identifier IS the uuid_short column, whatever its length.
+        uuid_short = identifier if (len(identifier) == 8 or self.pelican) else uid[:8]
+        node = self._ensure_node(node_id, node_name)
         srv = FakeServer(
-            identifier,
-            uid,
-            self._next_id,
-            name,
-            description,
-            state,
-            cpu,
-            memory_bytes,
-            disk_bytes,
-            network_rx_bytes,
-            network_tx_bytes,
-            uptime_ms,
-            cpu_limit,
-            memory_limit_mb,
-            disk_limit_mb,
-            status,
-            is_transferring,
-            node_id,
-            node_name,
-            self._next_alloc,
-            ip,
-            ip_alias,
-            port,
+            identifier=identifier,
+            uuid=uid,
+            id=self._next_id,
+            name=name,
+            description=description,
+            state=state,
+            cpu=cpu,
+            memory_bytes=memory_bytes,
+            disk_bytes=disk_bytes,
+            network_rx_bytes=network_rx_bytes,
+            network_tx_bytes=network_tx_bytes,
+            uptime_ms=uptime_ms,
+            cpu_limit=cpu_limit,
+            memory_limit_mb=memory_limit_mb,
+            disk_limit_mb=disk_limit_mb,
+            status=status,
+            is_transferring=is_transferring,
+            node_id=node.id,
+            node_name=node_name,
+            allocation_id=self._next_alloc if allocation else None,
+            ip=ip,
+            ip_alias=ip_alias,
+            port=port,
+            access=access,
+            websocket_permission=websocket_permission,
+            uuid_short=uuid_short,
         )
+        srv.on_change.append(self._server_changed)
         self._next_id += 1
-        self._next_alloc += 1
-        self.nodes.setdefault(node_id, node_name)
+        if allocation:
+            self._next_alloc += 1
         self.servers[identifier] = srv
         return srv
 
@@ -490,6 +775,64 @@ class FakePanel:
     def remove_server(self, identifier: str) -> None:
         srv = self.servers.pop(identifier)
         self._cache.pop(srv.uuid, None)
+        task = self._transitions.pop(srv.uuid, None)
+        if task is not None:
+            task.cancel()
+        wings = self.wings.get(srv.node_id)
+        if wings is not None:
+            wings.server_removed(srv)
+
+    # ----------------------------------------------------------------- websocket tokens
+    def _permissions(self, s: FakeServer) -> list[str]:
+        """GetUserPermissionsService: owners and root admins "*", root admins also admin.websocket.*."""
+        if self.client_user_admin:
+            return ["*", *ADMIN_PERMISSIONS]
+        if s.access == "owner":
+            return ["*"]
+        return [*SUBUSER_PERMISSIONS, *(("websocket.connect",) if s.websocket_permission else ())]
+
+    def websocket_token(self, s: FakeServer, lifetime: float | None = None, **overrides: Any) -> str:
+        """A token as the endpoint issues it (not counted, no limits). `overrides` replace claims; an
+        override of None removes the claim."""
+        node = self._node_of(s)
+        now = self.token_clock()
+        life = self.token_lifetime if lifetime is None else lifetime
+        # Dates are whole seconds (so a token may live up to a second less). A lifetime under a minute
+        # (tests) is kept exact to the millisecond, so short test tokens behave predictably.
+        iat = int(now)
+        exp = iat + int(life) if float(life).is_integer() and life >= 60 else round(now + life, 3)
+        claims: dict[str, Any] = {
+            "iss": self.url,
+            "aud": [f"{node.scheme}://{node.fqdn}:{self._connection_port(node)}"],
+            "jti": hashlib.md5(f"{self.client_user_id}{s.uuid}".encode()).hexdigest(),
+            "iat": iat,
+            "nbf": iat - 300,
+            "exp": exp,
+            "server_uuid": s.uuid,
+            "user_uuid": self.client_user_uuid,
+        }
+        if not self.pelican:
+            claims["user_id"] = self.client_user_id  # deprecated, Pterodactyl only
+        claims["unique_id"] = secrets.token_hex(8)
+        claims["permissions"] = self._permissions(s)
+        if self.token_scope is not None:
+            claims["scope"] = self.token_scope
+        for key, value in overrides.items():
+            if value is None:
+                claims.pop(key, None)
+            else:
+                claims[key] = value
+        return sign_token(claims, node.daemon_token)
+
+    def _websocket_conflict(self, s: FakeServer) -> str | None:
+        """The token route's 409 rules (AuthenticateServerAccess `$except`)."""
+        node = self._node_of(s)
+        detail = _conflict_detail(s, node)
+        if detail is None or not self.client_user_admin:
+            return detail
+        if self.pelican:  # admins pass every state, suspended included (wings then closes 4409)
+            return None
+        return detail if s.status == "suspended" or node.maintenance_mode else None
 
     # ----------------------------------------------------------------- recording
     def count(self, method: str | None = None, path_contains: str | None = None) -> int:
@@ -530,9 +873,15 @@ class FakePanel:
         self._faults.append(_Fault(kind, count, path_contains, **kw))
 
     def fail_next(
-        self, status: int, count: int = 1, path_contains: str | None = None, body: Any = None
+        self,
+        status: int,
+        count: int = 1,
+        path_contains: str | None = None,
+        body: Any = None,
+        *,
+        path: str | None = None,
     ) -> None:
-        self._add_fault("fail", count, path_contains, status=status, body=body)
+        self._add_fault("fail", count, path_contains, status=status, body=body, path=path)
 
     def fail_ratio(self, ratio: float, statuses: tuple[int, ...] = (500, 502, 503), seed: int = 0) -> None:
         self._fail_ratio, self._fail_statuses, self._fail_rng = ratio, statuses, random.Random(seed)
@@ -543,15 +892,17 @@ class FakePanel:
     def malformed_next(self, count: int = 1, path_contains: str | None = None) -> None:
         self._add_fault("malformed", count, path_contains)
 
-    def html_next(self, count: int = 1, path_contains: str | None = None) -> None:
-        self._add_fault("html", count, path_contains)
+    def html_next(self, count: int = 1, path_contains: str | None = None, *, path: str | None = None) -> None:
+        self._add_fault("html", count, path_contains, path=path)
 
     def _fault(self, path: str, wants_json: bool) -> web.Response | object | None:
         fault = next(
             (
                 f
                 for f in self._faults
-                if f.remaining > 0 and (f.path_contains is None or f.path_contains in path)
+                if f.remaining > 0
+                and (f.path_contains is None or f.path_contains in path)
+                and (f.path is None or f.path == path)
             ),
             None,
         )
@@ -567,7 +918,7 @@ class FakePanel:
                     content_type="application/json",
                 )
             if fault.kind == "html":
-                return _html(200, LOGIN_PAGE)
+                return _html(200, self._login_page)
             return self._injected(fault.status, fault.body, wants_json)
         if self._fail_ratio > 0 and self._fail_rng.random() < self._fail_ratio:
             return self._injected(self._fail_rng.choice(self._fail_statuses), None, wants_json)
@@ -622,7 +973,8 @@ class FakePanel:
 
     def _dispatch(self, request: web.Request, raw: bytes) -> web.Response | object:
         """Synchronous, so state changes never interleave. Check order per the reference:
-        route, auth, JSON body, throttle, (faults), binding, key type, state, validation."""
+        route, auth, JSON body, throttle, (faults), binding, key type, access, state, permission,
+        validation."""
         path, method = request.path, "GET" if request.method == "HEAD" else request.method
         wants_json = _expects_json(request.headers)
         route, params, allowed = None, {}, []
@@ -649,7 +1001,7 @@ class FakePanel:
         if key_type is None:  # not counted by the limiter, no rate-limit headers
             if wants_json:
                 return self._error(401, True)
-            return self._redirect(request, "/auth/login")
+            return self._redirect(request, self._login_path)
         if raw.strip() and ("/json" in request.content_type or "+json" in request.content_type):
             try:
                 json.loads(raw)
@@ -671,8 +1023,24 @@ class FakePanel:
                 if isinstance(fault, web.Response)
                 else self._route(route, params, key_type, request, raw, wants_json)
             )
-        resp.headers.update(limit_headers)
+        for name, value in limit_headers.items():  # a 429 of an inner limiter keeps its own headers
+            resp.headers.setdefault(name, value)
         return resp
+
+    def _find_client_server(self, value: str) -> FakeServer | None:
+        """SubstituteClientBindings / Server::resolveRouteBinding."""
+        direct = self.servers.get(value)
+        if self.pelican:  # uuid_short or uuid, whatever the length
+            if direct is not None and direct.uuid_short == value:
+                return direct
+            return next((s for s in self.servers.values() if value in (s.uuid_short, s.uuid)), None)
+        if len(value) == 8:  # 8 characters: uuidShort
+            if direct is not None and direct.uuid_short == value:
+                return direct
+            return next((s for s in self.servers.values() if s.uuid_short == value), None)
+        if direct is not None:  # a Pterodactyl 1.12 prfx identifier
+            return direct
+        return next((s for s in self.servers.values() if s.uuid == value), None)
 
     def _route(
         self,
@@ -685,21 +1053,28 @@ class FakePanel:
     ) -> web.Response:
         target: Any = None
         if route.bind == "server":
-            value = params["server"]  # 8 characters: uuidShort, otherwise the full uuid
-            target = (
-                self.servers.get(value)
-                if len(value) == 8
-                else next((s for s in self.servers.values() if s.uuid == value), None)
-            )
+            target = self._find_client_server(params["server"])
         elif route.bind == "app_server" and params["id"].isdigit():
             target = next((s for s in self.servers.values() if s.id == int(params["id"])), None)
         elif route.bind == "node" and params["id"].isdigit() and int(params["id"]) in self.nodes:
             target = int(params["id"])
         if route.bind is not None and target is None:
             return self._error(404, wants_json)
-        if key_type != route.api:
+        # A root admin's client key is accepted on the application API (ApplicationApiRequest::authorize).
+        admin_on_app = key_type == "client" and route.api == "application" and self.client_user_admin
+        if key_type != route.api and not admin_on_app:
             return self._error(403, wants_json, detail=KEY_TYPE_DETAIL[route.api])
-        if route.state_checked and (detail := _conflict_detail(target)):
+        if route.bind == "server" and target.access is None and not self.client_user_admin:
+            return self._error(404, wants_json, detail=NO_ACCESS)  # AuthenticateServerAccess
+        if route.acl and key_type == "application" and not self.app_key_permissions.get(route.acl, False):
+            return self._error(403, wants_json)  # AdminAcl
+        if route.state_check == "all":
+            detail = _conflict_detail(target, self._node_of(target))
+        elif route.state_check == "websocket":
+            detail = self._websocket_conflict(target)
+        else:
+            detail = None
+        if detail:
             return self._error(409, wants_json, detail=detail)
         if route.method == "POST":
             return route.handler(request, target, raw, wants_json)
@@ -710,6 +1085,12 @@ class FakePanel:
         pos = authorization.rfind("Bearer ")
         token = authorization[pos + 7 :].split(",", 1)[0] if pos >= 0 else None
         return {self.client_key: "client", self.app_key: "application"}.get(token or "")
+
+    def _may_read(self, key_type: str, resource: str) -> bool:
+        return key_type != "application" or self.app_key_permissions.get(resource, False)
+
+    def _request_key_type(self, request: web.Request) -> str:
+        return self._key_type(request.headers.get("Authorization", "")) or ""
 
     def _error(
         self,
@@ -789,21 +1170,25 @@ class FakePanel:
             },
         }
 
-    def _fqdn(self, node_id: int) -> str:
-        return f"node{node_id}.panel.test"
+    def _client_allocation_items(self, s: FakeServer) -> list[dict[str, Any]]:
+        if s.allocation_id is None:
+            return []
+        return [
+            {
+                "object": "allocation",
+                "attributes": {
+                    "id": s.allocation_id,
+                    "ip": s.ip,
+                    "ip_alias": s.ip_alias,
+                    "port": s.port,
+                    "notes": None,
+                    "is_default": True,
+                },
+            }
+        ]
 
     def _client_item(self, s: FakeServer) -> dict[str, Any]:
-        alloc = {
-            "object": "allocation",
-            "attributes": {
-                "id": s.allocation_id,
-                "ip": s.ip,
-                "ip_alias": s.ip_alias,
-                "port": s.port,
-                "notes": None,
-                "is_default": True,
-            },
-        }
+        node = self._node_of(s)
         variable = {
             "object": "egg_variable",
             "attributes": {
@@ -816,37 +1201,39 @@ class FakePanel:
                 "rules": "required|regex:/^([\\w\\d._-]+)(\\.jar)$/",
             },
         }
-        return {
-            "object": "server",
-            "attributes": {
-                "server_owner": True,
-                "identifier": s.identifier,
-                "internal_id": s.id,
-                "uuid": s.uuid,
-                "name": s.name,
-                "node": s.node_name,
-                "is_node_under_maintenance": False,
-                "sftp_details": {"ip": self._fqdn(s.node_id), "port": 2022},
-                "description": s.description,
-                "limits": self._limits(s),
-                "invocation": STARTUP.replace("{{SERVER_JARFILE}}", "server.jar"),
-                "docker_image": "ghcr.io/pterodactyl/yolks:java_17",
-                "egg_features": ["eula", "java_version", "pid_limit"],
-                "feature_limits": {"databases": 0, "allocations": 1, "backups": 0},
-                "status": s.status,
-                "is_suspended": s.status == "suspended",
-                "is_installing": s.status in ("installing", "install_failed"),
-                "is_transferring": s.is_transferring,
-                "relationships": {
-                    "allocations": {"object": "list", "data": [alloc]},
-                    "variables": {"object": "list", "data": [variable]},
-                },
+        sftp: dict[str, Any] = {"ip": node.fqdn, "port": node.daemon_sftp}
+        if self.pelican:
+            sftp = {"ip": node.fqdn, "alias": node.daemon_sftp_alias, "port": node.daemon_sftp}
+        attrs: dict[str, Any] = {
+            "server_owner": s.access == "owner",
+            "identifier": s.identifier,
+            "internal_id": s.id,
+            "uuid": s.uuid,
+            "name": s.name,
+            "node": node.name,
+            "is_node_under_maintenance": node.maintenance_mode,
+            "sftp_details": sftp,
+            "description": s.description,
+            "limits": self._limits(s),
+            "invocation": STARTUP.replace("{{SERVER_JARFILE}}", "server.jar"),
+            "docker_image": DOCKER_IMAGE,
+            "egg_features": ["eula", "java_version", "pid_limit"],
+            "feature_limits": self._feature_limits(s),
+            "status": s.status,
+            "is_suspended": s.status == "suspended",
+            "is_installing": s.status in ("installing", "install_failed"),
+            "is_transferring": s.is_transferring,
+            "relationships": {
+                "allocations": {"object": "list", "data": self._client_allocation_items(s)},
+                "variables": {"object": "list", "data": [variable]},
             },
         }
+        if self.pelican and not self.editable_descriptions:
+            del attrs["description"]  # PANEL_EDITABLE_SERVER_DESCRIPTIONS=false
+        return {"object": "server", "attributes": attrs}
 
-    @staticmethod
-    def _limits(s: FakeServer) -> dict[str, Any]:
-        return {
+    def _limits(self, s: FakeServer) -> dict[str, Any]:
+        limits: dict[str, Any] = {
             "memory": s.memory_limit_mb,
             "swap": 0,
             "disk": s.disk_limit_mb,
@@ -854,6 +1241,17 @@ class FakePanel:
             "cpu": s.cpu_limit,
             "threads": None,
             "oom_disabled": True,
+        }
+        if self.pelican:
+            limits["oom_killer"] = not limits["oom_disabled"]
+        return limits
+
+    @staticmethod
+    def _feature_limits(s: FakeServer) -> dict[str, Any]:
+        return {
+            "databases": s.feature_databases,
+            "allocations": s.feature_allocations,
+            "backups": s.feature_backups,
         }
 
     @staticmethod
@@ -870,7 +1268,7 @@ class FakePanel:
             },
         }
 
-    def _app_item(self, s: FakeServer, includes: list[str]) -> dict[str, Any]:
+    def _app_item(self, s: FakeServer, includes: list[str], key_type: str) -> dict[str, Any]:
         installed = s.status not in ("installing", "install_failed")
         attrs: dict[str, Any] = {
             "id": s.id,
@@ -882,7 +1280,7 @@ class FakePanel:
             "status": s.status,
             "suspended": s.status == "suspended",
             "limits": self._limits(s),
-            "feature_limits": {"databases": 0, "allocations": 1, "backups": 0},
+            "feature_limits": self._feature_limits(s),
             "user": 1,
             "node": s.node_id,
             "allocation": s.allocation_id,
@@ -890,106 +1288,174 @@ class FakePanel:
             "egg": 1,
             "container": {
                 "startup_command": STARTUP,
-                "image": "ghcr.io/pterodactyl/yolks:java_17",
+                "image": DOCKER_IMAGE,
                 "installed": 1 if installed else 0,
                 "environment": {
                     "SERVER_JARFILE": "server.jar",
                     "STARTUP": STARTUP,
                     "P_SERVER_LOCATION": "Local",
                     "P_SERVER_UUID": s.uuid,
-                    "P_SERVER_ALLOCATION_LIMIT": 1,
+                    "P_SERVER_ALLOCATION_LIMIT": s.feature_allocations,
                 },
             },
             "updated_at": TIMESTAMP,
             "created_at": TIMESTAMP,
         }
+        if self.pelican:
+            del attrs["nest"]  # Pelican has no nests
+        null = {"object": "null_resource", "attributes": None}
         rel: dict[str, Any] = {}
         for name in includes:  # relationships live INSIDE attributes (PterodactylSerializer)
             if name == "allocations":
-                rel["allocations"] = {"object": "list", "data": [self._app_allocation(s)]}
+                allocations = [self._app_allocation(s)] if s.allocation_id is not None else []
+                readable = self._may_read(key_type, "allocations")
+                rel["allocations"] = {"object": "list", "data": allocations} if readable else null
             elif name == "node":
-                rel["node"] = self._node_item(s.node_id)
+                rel["node"] = self._node_item(s.node_id) if self._may_read(key_type, "nodes") else null
+            # Pelican: "location" and "nest" are silently ignored (and the fake knows no other include)
         if rel:
             attrs["relationships"] = rel
         return {"object": "server", "attributes": attrs}
 
     def _node_item(self, node_id: int) -> dict[str, Any]:
+        node = self.nodes[node_id]
         on_node = [s for s in self.servers.values() if s.node_id == node_id]
-        return {
-            "object": "node",
-            "attributes": {
-                "id": node_id,
-                "uuid": f"00000000-0000-4000-8000-{node_id:012d}",
-                "public": True,
-                "name": self.nodes[node_id],
-                "description": None,
-                "location_id": 1,
-                "fqdn": self._fqdn(node_id),
-                "scheme": "https",
-                "behind_proxy": False,
-                "maintenance_mode": False,
-                "memory": 65536,
-                "memory_overallocate": 0,
-                "disk": 512000,
-                "disk_overallocate": 0,
-                "upload_size": 100,
-                "daemon_listen": 8080,
-                "daemon_sftp": 2022,
-                "daemon_base": "/var/lib/pterodactyl/volumes",
-                "created_at": TIMESTAMP,
-                "updated_at": TIMESTAMP,
-                "allocated_resources": {
-                    "memory": sum(s.memory_limit_mb for s in on_node),
-                    "disk": sum(s.disk_limit_mb for s in on_node),
-                },
+        attrs: dict[str, Any] = {
+            "id": node_id,
+            "uuid": node.uuid,
+            "public": True,
+            "name": node.name,
+            "description": None,
+            "location_id": 1,
+            "fqdn": node.fqdn,
+            "scheme": node.scheme,
+            "behind_proxy": False,
+            "maintenance_mode": node.maintenance_mode,
+            "memory": 65536,
+            "memory_overallocate": 0,
+            "disk": 512000,
+            "disk_overallocate": 0,
+            "upload_size": 100,
+            "daemon_listen": node.daemon_listen,
+            "daemon_sftp": node.daemon_sftp,
+            "daemon_base": "/var/lib/pterodactyl/volumes",
+            "created_at": TIMESTAMP,
+            "updated_at": TIMESTAMP,
+            "allocated_resources": {
+                "memory": sum(s.memory_limit_mb for s in on_node),
+                "disk": sum(s.disk_limit_mb for s in on_node),
             },
         }
+        if self.pelican:  # no locations; a separate public port; CPU accounting; tags
+            del attrs["location_id"]
+            attrs.update(
+                daemon_connect=node.daemon_connect,
+                daemon_sftp_alias=node.daemon_sftp_alias,
+                daemon_base="/var/lib/pelican/volumes",
+                tags=[],
+                cpu=800,
+                cpu_overallocate=0,
+            )
+            attrs["allocated_resources"]["cpu"] = sum(s.cpu_limit for s in on_node)
+        return {"object": "node", "attributes": attrs}
+
+    def _missing_stats(self) -> dict[str, Any]:
+        """Pelican's answer when wings cannot be reached: {"state": "missing"} rendered as stats."""
+        resources = dict.fromkeys(
+            ("memory_bytes", "cpu_absolute", "disk_bytes", "network_rx_bytes", "network_tx_bytes", "uptime"),
+            0,
+        )
+        return {
+            "object": "stats",
+            "attributes": {"current_state": "missing", "is_suspended": False, "resources": resources},
+        }
+
+    @staticmethod
+    def _advance(s: FakeServer) -> None:
+        """Wings moves on after each observed state (or time step); a state changed meanwhile by a test
+        discards the queue."""
+        if s._pending and s.state == s._pending_base:
+            nxt = s._pending.pop(0)
+            s._pending_base = nxt
+            s._set_state(nxt)
+        else:
+            s._pending = []
 
     def _stats(self, s: FakeServer) -> dict[str, Any]:
         now = self.clock()
         cached = self._cache.get(s.uuid)
         if self.resource_cache_seconds > 0 and cached and now < cached[0]:
             return cached[1]  # the panel's per-server cache, shared by all users
-        on = s.state != "offline"
-        cpu = round(s.cpu, 3) if on else 0.0
-        payload = {
-            "object": "stats",
-            "attributes": {
-                "current_state": s.state,
-                "is_suspended": s.status == "suspended",
-                "resources": {
-                    "memory_bytes": s.memory_bytes if on else 0,
-                    # PHP re-encodes a whole float like 0.0 as 0, so integral values arrive as JSON ints.
-                    "cpu_absolute": int(cpu) if float(cpu).is_integer() else cpu,
-                    "disk_bytes": s.disk_bytes,
-                    "network_rx_bytes": s.network_rx_bytes if on else 0,
-                    "network_tx_bytes": s.network_tx_bytes if on else 0,
-                    "uptime": s.uptime_ms if on else 0,
-                },
-            },
-        }
-        if s._pending and s.state == s._pending_base:  # wings moves on after each observed state
-            nxt = s._pending.pop(0)
-            s._set_state(nxt)
-            s._pending_base = nxt
+        if self._node_of(s).down:
+            if not self.pelican:
+                raise _WingsUnreachable  # 504, never cached
+            payload = self._missing_stats()  # Pelican: 200, cached like a good answer
         else:
-            s._pending = []
+            on = s.state != "offline"
+            cpu = round(s.cpu, 3) if on else 0.0
+            payload = {
+                "object": "stats",
+                "attributes": {
+                    "current_state": s.state,
+                    "is_suspended": s.status == "suspended",
+                    "resources": {
+                        "memory_bytes": s.memory_bytes if on else 0,
+                        # PHP re-encodes a whole float like 0.0 as 0, so integral values arrive as JSON ints.
+                        "cpu_absolute": int(cpu) if float(cpu).is_integer() else cpu,
+                        "disk_bytes": s.disk_bytes,
+                        "network_rx_bytes": s.network_rx_bytes if on else 0,
+                        "network_tx_bytes": s.network_tx_bytes if on else 0,
+                        "uptime": s.uptime_ms if on else 0,
+                    },
+                },
+            }
+            self._advance(s)
         if self.resource_cache_seconds > 0:
             self._cache[s.uuid] = (now + self.resource_cache_seconds, payload)
         return payload
 
+    # ----------------------------------------------------------------- time-based transitions
+    def _schedule_transitions(self, s: FakeServer) -> None:
+        if self.transition_delay is None:
+            return
+        old = self._transitions.pop(s.uuid, None)
+        if old is not None:
+            old.cancel()
+        if s._pending:
+            self._transitions[s.uuid] = asyncio.get_running_loop().create_task(self._run_transitions(s))
+
+    async def _run_transitions(self, s: FakeServer) -> None:
+        while self.transition_delay is not None and s._pending and s.state == s._pending_base:
+            await asyncio.sleep(self.transition_delay)
+            if s._pending and s.state == s._pending_base:
+                self._advance(s)
+        if self._transitions.get(s.uuid) is asyncio.current_task():
+            del self._transitions[s.uuid]
+
     # ----------------------------------------------------------------- route handlers
     def _web_root(self, request: web.Request) -> web.Response:
-        return self._redirect(request, "/auth/login")
+        return self._redirect(request, self._login_path)
 
     def _web_login(self, request: web.Request) -> web.Response:
-        return _html(200, LOGIN_PAGE)
+        return _html(200, self._login_page)
+
+    def _web_up(self, request: web.Request) -> web.Response:
+        return _html(200, HEALTH_PAGE)
 
     def _client_list(self, request: web.Request) -> web.Response:
         per_page = min(_php_int(request.query.get("per_page"), 50), 100)
-        # The client key's user owns every server and is not a root admin.
-        mine = request.query.get("type") not in ("admin", "admin-all")
-        items = [self._client_item(s) for s in self.servers.values()] if mine else []
+        kind = request.query.get("type")
+        servers = list(self.servers.values())
+        if kind in ("admin", "admin-all"):
+            if not self.client_user_admin:
+                servers = []
+            elif kind == "admin":  # servers the admin neither owns nor shares
+                servers = [s for s in servers if s.access is None]
+        elif kind == "owner":
+            servers = [s for s in servers if s.access == "owner"]
+        else:  # owned or shared
+            servers = [s for s in servers if s.access is not None]
+        items = [self._client_item(s) for s in servers]
         return _json(200, self._paginate(request, items, per_page, keep_query=True))
 
     def _client_account(self, request: web.Request) -> web.Response:
@@ -998,9 +1464,9 @@ class FakePanel:
             {
                 "object": "user",
                 "attributes": {
-                    "id": 1,
-                    "admin": False,
-                    "username": "pterodisbot",
+                    "id": self.client_user_id,
+                    "admin": self.client_user_admin,
+                    "username": self.client_username,
                     "email": "bot@example.com",
                     "first_name": "Ptero",
                     "last_name": "Disbot",
@@ -1010,21 +1476,36 @@ class FakePanel:
         )
 
     def _client_server(self, request: web.Request, s: FakeServer) -> web.Response:
-        return _json(
-            200, {**self._client_item(s), "meta": {"is_server_owner": True, "user_permissions": ["*"]}}
-        )
+        meta = {"is_server_owner": s.access == "owner", "user_permissions": self._permissions(s)}
+        return _json(200, {**self._client_item(s), "meta": meta})
 
     def _client_resources(self, request: web.Request, s: FakeServer) -> web.Response:
-        return _json(200, self._stats(s))
+        try:
+            return _json(200, self._stats(s))
+        except _WingsUnreachable:  # getDetails passes useStatusCode=false: always 504
+            return self._error(504, _expects_json(request.headers))
 
     def _client_allocations(self, request: web.Request, s: FakeServer) -> web.Response:
-        return _json(
-            200,
-            {
-                "object": "list",
-                "data": self._client_item(s)["attributes"]["relationships"]["allocations"]["data"],
-            },
-        )
+        return _json(200, {"object": "list", "data": self._client_allocation_items(s)})
+
+    def _client_websocket(self, request: web.Request, s: FakeServer) -> web.Response:
+        wants_json = _expects_json(request.headers)
+        if self.websocket_token_rate_limit is not None:  # Pelican: per server uuid, all users together
+            limiter = self._websocket_limiters.setdefault(s.uuid, _Limiter(self.websocket_token_rate_limit))
+            limiter.limit = self.websocket_token_rate_limit
+            ok, headers = limiter.hit(self.clock())
+            if not ok:
+                resp = self._error(429, wants_json)
+                resp.headers.update(headers)
+                return resp
+        can_connect = self.client_user_admin or s.access == "owner" or s.websocket_permission
+        if not can_connect:
+            return self._error(403, wants_json, "HttpForbiddenException", NO_WEBSOCKET)
+        token = self.websocket_token(s)
+        self.tokens_issued += 1
+        self.tokens_issued_per_server[s.identifier] += 1
+        # A plain JsonResponse: no object/attributes envelope.
+        return _json(200, {"data": {"token": token, "socket": self.socket_url(s)}})
 
     def _client_power(
         self, request: web.Request, s: FakeServer, raw: bytes, wants_json: bool
@@ -1050,6 +1531,10 @@ class FakePanel:
                 else ("in", "The selected signal is invalid.")
             )
             return self._error(422, True, detail=detail, meta={"source_field": "signal", "rule": rule})
+        if self._node_of(s).down:  # wings unreachable: nothing happens
+            if self.pelican:  # Laravel ConnectionException, not an HTTP exception: a plain 500
+                return self._error(500, wants_json, "ConnectionException", UNEXPECTED)
+            return self._error(504, wants_json)
         # Simplified wings: 204 only means "accepted"; effects show up on the following /resources reads.
         locked = s.state == "stopping" and bool(s._pending) and s._pending_base == "stopping"
         if sig == "kill":
@@ -1066,18 +1551,54 @@ class FakePanel:
                 s._queue("starting", "running")
             else:
                 s._queue("stopping", "starting", "running")
+        self._schedule_transitions(s)
         self.power_requests.append((s.identifier, sig))
         return web.Response(status=204)
 
+    def _filtered_servers(self, request: web.Request) -> list[FakeServer] | web.Response:
+        filters = {
+            m.group(1): value
+            for key, value in request.query.items()
+            if (m := re.fullmatch(r"filter\[(.+)\]", key))
+        }
+        allowed = APP_SERVER_FILTERS[self.flavour]
+        unknown = [name for name in filters if name not in allowed]
+        if unknown:  # spatie InvalidFilterQuery
+            detail = (
+                f"Requested filter(s) `{', '.join(unknown)}` are not allowed. "
+                f"Allowed filter(s) are `{', '.join(allowed)}`."
+            )
+            return self._error(400, _expects_json(request.headers), "InvalidFilterQuery", detail)
+        servers = sorted(self.servers.values(), key=lambda s: s.id)
+        for name, wanted in filters.items():
+            if not wanted:
+                continue  # an empty filter value is ignored
+
+            def column(s: FakeServer, name: str = name) -> str | None:
+                return {
+                    "uuid": s.uuid,
+                    "uuidShort": s.uuid_short,
+                    "uuid_short": s.uuid_short,
+                    "name": s.name,
+                    "description": s.description,
+                    "image": DOCKER_IMAGE,
+                    "external_id": None,
+                }[name]
+
+            servers = [s for s in servers if _partial_match(column(s), wanted)]
+        return servers
+
     def _app_servers(self, request: web.Request) -> web.Response:
-        includes = [i.strip() for i in request.query.get("include", "").split(",") if i.strip()]
-        items = [self._app_item(s, includes) for s in sorted(self.servers.values(), key=lambda s: s.id)]
+        servers = self._filtered_servers(request)
+        if isinstance(servers, web.Response):
+            return servers
+        includes, key_type = _includes(request), self._request_key_type(request)
+        items = [self._app_item(s, includes, key_type) for s in servers]
         per_page = _php_int(request.query.get("per_page"), 50)  # no upper cap here
         return _json(200, self._paginate(request, items, per_page, keep_query=False))
 
     def _app_server(self, request: web.Request, s: FakeServer) -> web.Response:
-        includes = [i.strip() for i in request.query.get("include", "").split(",") if i.strip()]
-        return _json(200, self._app_item(s, includes))
+        return _json(200, self._app_item(s, _includes(request), self._request_key_type(request)))
 
     def _app_nodes(self, request: web.Request) -> web.Response:
         items = [self._node_item(n) for n in sorted(self.nodes)]
@@ -1088,20 +1609,33 @@ class FakePanel:
         return _json(200, self._node_item(node_id))
 
     def _app_node_allocations(self, request: web.Request, node_id: int) -> web.Response:
-        items = [self._app_allocation(s) for s in self.servers.values() if s.node_id == node_id]
+        items = [
+            self._app_allocation(s)
+            for s in self.servers.values()
+            if s.node_id == node_id and s.allocation_id is not None
+        ]
         per_page = _php_int(request.query.get("per_page"), 50)
         return _json(200, self._paginate(request, items, per_page, keep_query=False))
 
 
 # --------------------------------------------------------------------- standalone
+def _limit_arg(value: int | None) -> int | _FlavourDefault | None:
+    if value is None:
+        return FLAVOUR_DEFAULT
+    return value or None  # 0 = unlimited
+
+
 async def _run(args: argparse.Namespace) -> None:
     panel = FakePanel(
         args.client_key,
         args.app_key,
         latency=args.latency,
-        client_rate_limit=args.client_rate_limit or None,
-        app_rate_limit=args.app_rate_limit or None,
+        client_rate_limit=_limit_arg(args.client_rate_limit),
+        app_rate_limit=_limit_arg(args.app_rate_limit),
         resource_cache_seconds=args.resource_cache,
+        flavour=args.flavour,
+        wings=args.wings,
+        transition_delay=args.transition_delay,
     )
     for i, srv in enumerate(panel.add_servers(args.servers, state=args.state)):
         srv.disk_bytes = (1 + i % 7) * 512 * 1024**2
@@ -1110,10 +1644,10 @@ async def _run(args: argparse.Namespace) -> None:
             srv.network_rx_bytes, srv.network_tx_bytes = (i + 1) * 10**6, (i + 1) * 4 * 10**5
             srv.uptime_ms = (i + 1) * 60_000
     url = await panel.start(args.host, args.port)
-    print(
-        f"FAKE_PANEL_URL={url}\nFAKE_PANEL_CLIENT_KEY={panel.client_key}\nFAKE_PANEL_APP_KEY={panel.app_key}",
-        flush=True,
-    )
+    lines = [f"FAKE_PANEL_URL={url}", f"FAKE_PANEL_FLAVOUR={panel.flavour}"]
+    lines += [f"FAKE_WINGS_NODE_{node_id}={wings.url}" for node_id, wings in sorted(panel.wings.items())]
+    lines += [f"FAKE_PANEL_CLIENT_KEY={panel.client_key}", f"FAKE_PANEL_APP_KEY={panel.app_key}"]
+    print("\n".join(lines), flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -1125,17 +1659,26 @@ async def _run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Run the fake Pterodactyl panel until SIGINT/SIGTERM.")
+    parser = argparse.ArgumentParser(description="Run the fake panel until SIGINT/SIGTERM.")
     parser.add_argument("--servers", type=int, default=30)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every request")
     parser.add_argument("--state", choices=STATES, default="running")
-    parser.add_argument("--client-key", default=DEFAULT_CLIENT_KEY)
-    parser.add_argument("--app-key", default=DEFAULT_APP_KEY)
-    parser.add_argument("--client-rate-limit", type=int, default=720, help="per minute, 0 = unlimited")
-    parser.add_argument("--app-rate-limit", type=int, default=240, help="per minute, 0 = unlimited")
+    parser.add_argument("--flavour", choices=FLAVOURS, default="pterodactyl")
+    parser.add_argument("--client-key", default=None, help="default: the flavour's default key")
+    parser.add_argument("--app-key", default=None, help="default: the flavour's default key")
+    parser.add_argument(
+        "--client-rate-limit", type=int, default=None, help="per minute, 0 = unlimited (default 720/256)"
+    )
+    parser.add_argument(
+        "--app-rate-limit", type=int, default=None, help="per minute, 0 = unlimited (default 240/256)"
+    )
     parser.add_argument("--resource-cache", type=float, default=0.0, help="seconds (the real panel: 20)")
+    parser.add_argument("--wings", action="store_true", help="serve a fake Wings websocket per node")
+    parser.add_argument(
+        "--transition-delay", type=float, default=None, help="seconds per power state step, in real time"
+    )
     asyncio.run(_run(parser.parse_args(argv)))
 
 

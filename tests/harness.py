@@ -23,6 +23,7 @@ import yarl
 
 from ptero.bot import PterodactylBot
 from ptero.config import Settings
+from ptero.pacing import ChannelPacer
 from ptero.panel import PterodactylAPI
 from ptero.store import EmbedStore
 from tests.conftest import ManualClock
@@ -30,6 +31,7 @@ from tests.discord_standin import DiscordStandin
 from tests.fake_panel import DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY, FakePanel
 
 TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAw.Gtest.harness-token-never-logged"
+WALL_EPOCH = 1_764_000_000.0
 
 
 class GuildMembers:
@@ -93,6 +95,11 @@ class World(GuildMembers):
     settings: Settings | None = None
     api_timeout: float = 2.0
     runner: asyncio.Task[None] | None = None
+    pacer: ChannelPacer | None = None
+
+    def wall_clock(self) -> float:
+        """Unix time that moves with the test's clock (what the store keeps across restarts)."""
+        return WALL_EPOCH + self.clock.now
 
     async def start_bot(self) -> None:
         """Start a fresh bot (as a new process would: new caches, the same store file) and connect it."""
@@ -110,11 +117,13 @@ class World(GuildMembers):
             api=api,
             store=EmbedStore(self.store_path),
             clock=self.clock,
+            wall_clock=self.wall_clock,
             heartbeat_path=self.store_path.parent.parent / "heartbeat.json",
+            pacer=self.pacer,
+            run_updates=False,  # the test drives update cycles itself
         )
         ready_before = self.discord.ready_count
         await self.bot.login(TOKEN)
-        self.bot.status_updater.cancel()  # the test drives update cycles itself
         self.runner = asyncio.create_task(self.bot.connect(reconnect=False))
         # READY and GUILD_CREATE are on the wire: every later event reaches the bot after them. (Waiting
         # for on_ready would add discord.py's 2 s guild_ready_timeout to every test.)
@@ -166,9 +175,14 @@ async def world(
     update_interval: float = 10.0,
     api_timeout: float = 2.0,
     interaction_deadline: float = 3.0,
+    pacer: ChannelPacer | None = None,
+    rate_limits: dict[str, tuple[int, float]] | None = None,
 ) -> AsyncIterator[World]:
     panel = panel or FakePanel()
-    stand_in = DiscordStandin(token=TOKEN, interaction_deadline=interaction_deadline)
+    stand_in = DiscordStandin(token=TOKEN, interaction_deadline=interaction_deadline, rate_limits=rate_limits)
+    # Discord's real pace (5 edits per 5 s in a channel) would make tests wait; only the pacing test
+    # asks for it, with a stand-in that enforces the same limit.
+    pacer = pacer or ChannelPacer(burst=1000, per=1.0)
     async with panel, stand_in:
         guild = stand_in.add_guild(name="Game Night")
         channel = stand_in.add_channel(guild.id, name="server-status")
@@ -210,6 +224,7 @@ async def world(
             stranger.id,
             settings=settings,
             api_timeout=api_timeout,
+            pacer=pacer,
         )
         try:
             await w.start_bot()
@@ -242,9 +257,13 @@ async def answer(interaction: Any, timeout: float = 10.0) -> str:
     return (response.get("data") or {}).get("content") or ""
 
 
-async def post_status(w: World, identifier: str, *, channel: int | None = None) -> int:
-    """Use /server_status and pick a server, as a member would; returns the posted message id."""
-    command = await w.slash("server_status", channel=channel)
+async def post_status(
+    w: World, identifier: str, *, channel: int | None = None, member: int | None = None
+) -> int:
+    """Use /server_status and pick a server, as an operator (who may post cards) would; returns the
+    posted message id."""
+    member = member or w.operator_id
+    command = await w.slash("server_status", channel=channel, member=member)
     await command.wait_followups(1)
     menu = command.followup_messages[0]
     select = next(c for c in components(menu) if c["type"] == 3)
@@ -255,7 +274,7 @@ async def post_status(w: World, identifier: str, *, channel: int | None = None) 
         values=[identifier],
         guild_id=w.guild_id,
         channel_id=channel or w.channel_id,
-        member_id=w.member_id,
+        member_id=member,
     )
     assert "Posted the live status" in await answer(choice)
     posted = [m for m in w.discord.channel_messages(channel or w.channel_id) if m.id not in before]
@@ -264,4 +283,9 @@ async def post_status(w: World, identifier: str, *, channel: int | None = None) 
 
 
 def stored(w: World) -> dict[str, dict[str, str]]:
-    return json.loads(w.store_path.read_text())
+    """Where the store file says each card is (its channel and message ids)."""
+    return locations(json.loads(w.store_path.read_text()))
+
+
+def locations(entries: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
+    return {sid: {k: entry[k] for k in ("channel_id", "message_id")} for sid, entry in entries.items()}

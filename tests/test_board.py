@@ -12,10 +12,12 @@ from pathlib import Path
 import discord
 import pytest
 
-from ptero.board import CardGone, StatusBoard
+from ptero.board import StatusBoard
 from ptero.cards import Card
 from ptero.config import Settings
+from ptero.pacing import ChannelPacer
 from ptero.panel import PterodactylAPI
+from ptero.records import CardGone
 from ptero.store import EmbedLocation, EmbedStore
 from ptero.ui import make_custom_id
 from server_metrics_graphs import ServerMetricsManager
@@ -106,6 +108,7 @@ async def test_discord_429_and_5xx_on_edits_are_retried_or_retried_next_cycle(tm
         message_id = await post_status(w, srv.identifier)
         message = w.discord.messages[message_id]
         await w.restart_bot()
+        srv.cpu = 90  # +80 points: an edit
         w.discord.fail_next(EDIT_ROUTE, 429)  # discord.py waits retry_after and retries
         assert (await w.bot.run_update_cycle()).edited == 1
         w.clock.advance(10)
@@ -134,7 +137,7 @@ async def test_polling_stretches_instead_of_earning_429s_and_says_so_once(
         budget = w.bot.api.budgets["client"]
         assert budget.limit == 120  # learned from X-RateLimit-Limit
         assert budget.polling_per_minute == 118  # 120 minus the reserve for clicks
-        assert w.bot.status_updater.seconds == pytest.approx(61 / 5 + 0.5)  # 5 whole cycles of 20 per window
+        assert w.bot.updates.interval == pytest.approx(61 / 5 + 0.5)  # 5 whole cycles of 20 per window
         assert w.panel.too_many_requests == 0
 
 
@@ -143,9 +146,9 @@ async def test_edits_happen_exactly_when_the_rules_say(tmp_path: Path) -> None:
         srv = w.panel.add_server(state="running", cpu=10, memory_bytes=100 * 1024**2, uptime_ms=1000)
         message_id = await post_status(w, srv.identifier)
         message = w.discord.messages[message_id]
-        await w.restart_bot()  # a fresh process: nothing known, so the first check edits
+        await w.restart_bot()  # a fresh process: the store says what the card shows, so no edit for that
         steps: list[tuple[float, dict[str, object], int]] = [
-            (0, {}, 1),  # first check since start-up
+            (0, {}, 0),  # the first check since start-up edits only when the rules say so
             (10, {"cpu": 55}, 0),  # +45 points: not enough
             (10, {"cpu": 60.001}, 1),  # +50.001 points since the last edit
             (10, {"state": "stopping"}, 1),  # power state changed
@@ -293,6 +296,9 @@ class MemoryCards:
         self.messages.pop(location.message_id, None)
         self.calls.append(f"delete {location.message_id}")
 
+    async def exists(self, location: EmbedLocation) -> bool:
+        return location.message_id in self.messages
+
 
 @asynccontextmanager
 async def memory_board(
@@ -361,5 +367,86 @@ async def test_refresh_and_the_update_cycle_never_interleave(tmp_path: Path) -> 
         panel.requests.clear()
         panel.set_latency(0.2)
         await asyncio.gather(board.poll(), board.poll(force=True))
-        paths = ["list" if r.path.startswith("/api/application") else "resources" for r in panel.requests]
+        paths = ["list" if r.path == "/api/client" else "resources" for r in panel.requests]
         assert paths == ["list", "resources", "list", "resources"]  # one pass, then the other
+
+
+# -- hardening (issue 10) ---------------------------------------------------------------------------
+
+
+async def test_a_restart_with_many_cards_in_one_channel_edits_only_what_changed_at_discords_pace(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    limit = {EDIT_ROUTE: (5, 1.0)}  # the stand-in enforces the pace the bot keeps (Discord's is 5 per 5 s)
+    async with world(
+        tmp_path, update_interval=1, rate_limits=limit, pacer=ChannelPacer(burst=5, per=1.0)
+    ) as w:
+        servers = w.panel.add_servers(25, state="running", cpu=20)
+        for srv in servers:
+            await post_status(w, srv.identifier)
+        await w.restart_bot()
+        caplog.set_level(logging.INFO)
+        report = await w.bot.run_update_cycle()
+        assert (report.checked, report.edited, report.failed) == (25, 0, 0)  # nothing changed: no edit
+        for srv in servers:
+            srv.state = "stopping"  # every card has to change now
+        reports = []
+        while sum(r.edited for r in reports) < 25:
+            w.clock.advance(1)
+            reports.append(await w.bot.run_update_cycle())
+            assert len(reports) <= 6, reports
+        assert 5 <= reports[0].edited < 25 and reports[0].deferred == 25 - reports[0].edited  # the rest waits
+        assert all(r.failed == 0 for r in reports)
+        per_card = [r for r in caplog.records if r.name == "ptero.board" and r.levelno >= logging.WARNING]
+        assert [r.getMessage() for r in per_card] == []  # no warning per card, at start-up or after
+        assert not [c for c in w.discord.calls_to(EDIT_ROUTE) if c.status == 429]
+
+
+async def test_an_edit_discord_refuses_backs_off_logs_once_and_recovers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    invalid = {"message": "Invalid Form Body", "code": 50035, "errors": {}}
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(state="running", cpu=10)
+        message_id = await post_status(w, srv.identifier)
+        caplog.set_level(logging.INFO)
+        w.discord.fail_next(EDIT_ROUTE, 400, count=2, body=invalid)  # two refusals, then Discord takes it
+        srv.state = "stopping"
+        attempts = []
+        for _ in range(8):  # 80 s: tries at 0, 30 s and 90 s would be the backoff's rhythm
+            report = await w.bot.run_update_cycle()
+            attempts.append(len(w.discord.calls_to(EDIT_ROUTE)))
+            assert report.edited == 0
+            w.clock.advance(10)
+        assert attempts == [1, 1, 1, 2, 2, 2, 2, 2]  # at 0 s, then once 30 s had passed
+        refusals = [r for r in caplog.records if "Discord refused to edit" in r.getMessage()]
+        assert (
+            len(refusals) == 1
+            and refusals[0].levelno == logging.WARNING
+            and "50035" in refusals[0].getMessage()
+        )
+        w.clock.advance(10)  # 90 s: the third try, 60 s after the second
+        assert (await w.bot.run_update_cycle()).edited == 1
+        assert state_field(w, message_id) == "🟠 Stopping"
+        assert "can be edited again" in caplog.text
+
+
+async def test_a_long_unknown_state_stays_within_discords_limits(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(state="running", cpu=10)
+        message_id = await post_status(w, srv.identifier)
+        long_state = "weird_" + "x" * 1500
+        body = {
+            "object": "stats",
+            "attributes": {
+                "current_state": long_state,
+                "is_suspended": False,
+                "resources": {"memory_bytes": 1, "cpu_absolute": 1, "disk_bytes": 1, "network_rx_bytes": 0,
+                              "network_tx_bytes": 0, "uptime": 1},
+            },
+        }  # fmt: skip
+        w.panel.fail_next(200, path_contains="/resources", body=body)
+        report = await w.bot.run_update_cycle()
+        assert (report.edited, report.failed) == (1, 0)  # Discord took the edit (no 50035)
+        value = state_field(w, message_id)
+        assert value.startswith("❔ Weird xxx") and len(value) <= 1024

@@ -144,3 +144,16 @@ def test_panel_errors_become_actionable_sentences_without_secrets() -> None:
         assert expected in sentence, sentence
         if not isinstance(error, ServerConflictError):  # only the panel's own reason is passed on
             assert key not in sentence and "k" * 20 not in sentence, sentence
+
+
+def test_every_value_of_a_card_fits_discords_limits_whatever_the_panel_sends() -> None:
+    server = make_server(name="N" * 500, node="X" * 3000, description="D" * 10_000)
+    for state in ("weird_" + "x" * 1500, "", "  \n ", "running"):
+        embed = build_status_embed(
+            StatusSnapshot(server, make_resources(), state, stale=True), graph_filename="g.png"
+        )
+        assert len(embed.title or "") <= 256 and len(embed.description or "") <= 4096
+        assert all(len(f.name or "") <= 256 and 0 < len(f.value or "") <= 1024 for f in embed.fields)
+        assert len(embed.footer.text or "") <= 2048 and len(embed) <= 6000
+    unknown = build_status_embed(StatusSnapshot(make_server(), None, "restarting"))
+    assert fields(unknown)["State"] == "❔ Restarting" and unknown.colour == discord.Colour(0x95A5A6)

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from ptero.config import CONFIG_KEYS, ConfigValidationError, Settings, load_settings, mask_secret
+from ptero.config import (
+    CONFIG_KEYS,
+    ConfigValidationError,
+    Settings,
+    config_warnings,
+    load_settings,
+    mask_secret,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT_KEY = "ptlc_" + "A1b2C3d4E5f" + "x" * 28 + "SEC1"
@@ -60,12 +67,12 @@ def test_settings_are_frozen_and_repr_hides_secrets(tmp_path: Path) -> None:
 
 def test_environment_wins_over_file(tmp_path: Path) -> None:
     ini = (
-        "[Discord]\nAllowedGuildID = 42\nControlRoles = Admins, 987654321\n"
+        "[Discord]\nAllowedGuildID = 424242424242424242\nControlRoles = Admins, 987654321\n"
         "[Bot]\nUpdateInterval = 30\nLogLevel = debug\n"
     )
-    env = dict(GOOD_ENV, ALLOWED_GUILD_ID="777")
+    env = dict(GOOD_ENV, ALLOWED_GUILD_ID="777777777777777777")
     settings = load(env, tmp_path, ini)
-    assert settings.allowed_guild_id == 777  # env wins
+    assert settings.allowed_guild_id == 777777777777777777  # env wins
     assert settings.control_roles == ("Admins", "987654321")  # file fills the rest
     assert settings.update_interval == 30.0
     assert settings.log_level == "DEBUG"
@@ -73,7 +80,7 @@ def test_environment_wins_over_file(tmp_path: Path) -> None:
 
 def test_file_alone_is_enough(tmp_path: Path) -> None:
     ini = (
-        f"[Discord]\nToken = {TOKEN}\nAllowedGuildID = 5\n"
+        f"[Discord]\nToken = {TOKEN}\nAllowedGuildID = 555555555555555555\n"
         f"[Pterodactyl]\nPanelURL = http://10.0.0.2:8080\nClientAPIKey = {CLIENT_KEY}\n"
         f"ApplicationAPIKey = {APP_KEY}\n"
     )
@@ -115,13 +122,13 @@ def test_all_bad_values_reported_together_with_their_source(tmp_path: Path) -> N
     assert len(found) == 8
     text = "\n".join(found)
     for fragment in (
-        "ALLOWED_GUILD_ID (env): must be a positive integer",
+        "ALLOWED_GUILD_ID (env): must be a Discord server id",
         "PTERODACTYL_URL (env): must be an http(s) URL",
         "PTERODACTYL_CLIENT_API_KEY (env): must start with 'ptlc_'",
         "PTERODACTYL_APPLICATION_API_KEY (env): must start with 'ptla_'",
-        "UPDATE_INTERVAL (env): must be greater than 0",
+        "UPDATE_INTERVAL (env): must be between 1 and 3600 seconds",
         "FORCE_UPDATE_INTERVAL (env): must be a number",
-        "CPU_CHANGE_THRESHOLD (env): must be 0 or more",
+        "CPU_CHANGE_THRESHOLD (env): must be between 0 and 10000",
         "LOG_LEVEL (env): must be one of",
     ):
         assert fragment in text
@@ -161,7 +168,7 @@ def test_file_values_name_their_file_and_unknown_keys_are_rejected(tmp_path: Pat
     )
     found = problems(dict(GOOD_ENV, ALLOWED_GUILD_ID=""), tmp_path, ini)
     text = "\n".join(found)
-    assert "[Discord] AllowedGuildID (" in text and "must be a positive integer" in text  # case-blind keys
+    assert "[Discord] AllowedGuildID (" in text and "must be a Discord server id" in text  # case-blind keys
     assert "unknown key ControlRole in [Discord]" in text
     assert "unknown section [Pterodactl]" in text
     assert "unknown key UpdateIntervall in [Bot]" in text
@@ -247,3 +254,119 @@ def test_the_table_and_settings_name_the_same_keys() -> None:
     assert sorted(k.attribute for k in CONFIG_KEYS) == sorted(fields)
     assert len({k.env for k in CONFIG_KEYS}) == len(CONFIG_KEYS)  # one row per key
     assert len({(k.section, k.option) for k in CONFIG_KEYS}) == len(CONFIG_KEYS)
+
+
+# -- hardening (issue 10): ranges, URLs, keys, guild ids, the config file, look-alike variables --------
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"UPDATE_INTERVAL": "1e12"}, "UPDATE_INTERVAL (env): must be between 1 and 3600 seconds"),
+        ({"UPDATE_INTERVAL": "0.5"}, "UPDATE_INTERVAL (env): must be between 1 and 3600 seconds"),
+        ({"UPDATE_INTERVAL": "30", "FORCE_UPDATE_INTERVAL": "20"}, "must be at least UPDATE_INTERVAL (30)"),
+        (
+            {"FORCE_UPDATE_INTERVAL": "1e9"},
+            "FORCE_UPDATE_INTERVAL (env): must be between 1 and 86400 seconds",
+        ),
+        ({"CPU_CHANGE_THRESHOLD": "10001"}, "CPU_CHANGE_THRESHOLD (env): must be between 0 and 10000"),
+    ],
+)
+def test_numbers_must_be_in_a_sane_range(tmp_path: Path, env: dict[str, str], fragment: str) -> None:
+    found = problems(dict(GOOD_ENV, **env), tmp_path)
+    assert len(found) == 1 and fragment in found[0], found
+
+
+def test_numbers_at_the_edges_of_their_range_are_fine(tmp_path: Path) -> None:
+    edges = {"UPDATE_INTERVAL": "1", "FORCE_UPDATE_INTERVAL": "86400", "CPU_CHANGE_THRESHOLD": "10000"}
+    settings = load(dict(GOOD_ENV, **edges), tmp_path)
+    assert (settings.update_interval, settings.force_update_interval) == (1.0, 86400.0)
+    assert settings.cpu_change_threshold == 10000.0
+    assert (
+        load(dict(GOOD_ENV, UPDATE_INTERVAL="3600", FORCE_UPDATE_INTERVAL="3600"), tmp_path).update_interval
+        == 3600
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("https://panel example.com", "must not contain spaces"),
+        ("https://panel.example.com:99999", "port must be between 1 and 65535"),
+        ("https://panel.example.com:abc", "port must be between 1 and 65535"),
+        ("https://panel.example.com/?x=1", "must not have a query string or fragment"),
+        ("https://panel.example.com/#top", "must not have a query string or fragment"),
+        ("https://admin:hunter2@panel.example.com", "must not contain a user name or password"),
+    ],
+)
+def test_bad_panel_urls_are_refused_without_showing_a_password(
+    tmp_path: Path, url: str, fragment: str
+) -> None:
+    found = problems(dict(GOOD_ENV, PTERODACTYL_URL=url), tmp_path)
+    assert len(found) == 1 and fragment in found[0], found
+    assert "hunter2" not in found[0]
+
+
+@pytest.mark.parametrize("bad", ["\n", "\t", " ", "\x00", "\x1b"])
+def test_keys_with_whitespace_or_control_characters_inside_are_refused(tmp_path: Path, bad: str) -> None:
+    wrapped = CLIENT_KEY[:20] + bad + CLIENT_KEY[20:]
+    for name in ("PTERODACTYL_CLIENT_API_KEY", "DISCORD_TOKEN"):
+        value = wrapped if name != "DISCORD_TOKEN" else TOKEN[:10] + bad + TOKEN[10:]
+        found = problems(dict(GOOD_ENV, **{name: value}), tmp_path)
+        assert len(found) == 1 and name in found[0] and "space or control character" in found[0], found
+        assert value not in found[0] and CLIENT_KEY[5:-4] not in found[0]
+
+
+def test_a_key_wrapped_over_two_lines_in_config_ini_is_refused(tmp_path: Path) -> None:
+    ini = f"[Pterodactyl]\nClientAPIKey = {CLIENT_KEY[:24]}\n  {CLIENT_KEY[24:]}\n"
+    env = {k: v for k, v in GOOD_ENV.items() if k != "PTERODACTYL_CLIENT_API_KEY"}
+    found = problems(env, tmp_path, ini)
+    assert len(found) == 1 and "ClientAPIKey" in found[0] and "space or control character" in found[0]
+
+
+@pytest.mark.parametrize("value", ["1", "4194303", "9223372036854775808", "99999999999999999999"])
+def test_guild_id_must_be_a_discord_snowflake(tmp_path: Path, value: str) -> None:
+    found = problems(dict(GOOD_ENV, ALLOWED_GUILD_ID=value), tmp_path)
+    assert len(found) == 1 and "ALLOWED_GUILD_ID (env): must be a Discord server id" in found[0], found
+
+
+def test_config_file_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "conf.d"
+    folder.mkdir()
+    found = problems(dict(GOOD_ENV, CONFIG_FILE=str(folder)), tmp_path)
+    assert len(found) == 1 and "is a directory, not a file" in found[0], found
+
+
+def test_lookalike_environment_variables_get_a_warning_naming_the_real_key() -> None:
+    env = dict(GOOD_ENV, UPDATE_INTERVALL="5", PTERODACTYL_API_KEY="x", DISCORD_TOKN="y", PATH="/bin")
+    warnings = config_warnings(env)
+    assert any("UPDATE_INTERVALL" in w and "did you mean UPDATE_INTERVAL" in w for w in warnings), warnings
+    assert any("PTERODACTYL_API_KEY" in w and "PTERODACTYL_CLIENT_API_KEY" in w for w in warnings), warnings
+    assert any("DISCORD_TOKN" in w and "DISCORD_TOKEN" in w for w in warnings), warnings
+    assert not any("PATH" in w.split()[0] for w in warnings)
+    assert len(warnings) == 3
+    assert config_warnings(GOOD_ENV) == []
+
+
+def test_an_unreadable_store_exits_2_with_the_reason_and_keeps_what_is_there(tmp_path: Path) -> None:
+    """Something the bot cannot read where the store should be (here a folder; a root-owned 0600 file
+    read by the image's user is the usual case, tested in test_store) stops start-up, untouched."""
+    store = tmp_path / "embed" / "embed_locations.json"
+    store.mkdir(parents=True)
+    (store / "keep.txt").write_text("an admin's file")
+    result = run_bot(tmp_path, GOOD_ENV)
+    assert result.returncode == 2, result.stderr
+    assert "embed_locations.json cannot be read (Is a directory)" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (store / "keep.txt").read_text() == "an admin's file"  # not moved aside
+    assert not list((tmp_path / "embed").glob("*.corrupt-*"))
+
+
+def test_lookalike_variables_are_named_with_the_configuration_problems(tmp_path: Path) -> None:
+    result = run_bot(tmp_path, {"UPDATE_INTERVALL": "5", "PTERODACTYL_API_KEY": "x"})
+    assert result.returncode == 2
+    assert (
+        "Warning: UPDATE_INTERVALL is not a Pterodisbot setting and is ignored; did you mean UPDATE_INTERVAL?"
+        in result.stderr
+    )
+    assert "PTERODACTYL_API_KEY is not a Pterodisbot setting" in result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 
@@ -10,6 +11,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from ptero.cards import describe_panel_error
 from ptero.panel import (
     MalformedResponseError,
     PanelServerError,
@@ -30,27 +32,43 @@ from tests.fake_panel import DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY, FakePanel
 async def test_every_request_sends_bearer_and_json_accept(panel: FakePanel, api: PterodactylAPI) -> None:
     srv = panel.add_server(name="Survival")
     await api.list_servers()
-    await api.get_resources(srv.identifier)
-    app_req, client_req = panel.requests
-    assert app_req.headers["Authorization"] == f"Bearer {DEFAULT_APP_KEY}"
-    assert client_req.headers["Authorization"] == f"Bearer {DEFAULT_CLIENT_KEY}"
+    await api.server_exists(srv.identifier, srv.uuid)
+    listing, lookup = panel.requests
+    assert listing.headers["Authorization"] == f"Bearer {DEFAULT_CLIENT_KEY}"
+    assert lookup.headers["Authorization"] == f"Bearer {DEFAULT_APP_KEY}"
     assert all(r.headers["Accept"] == "application/json" for r in panel.requests)
 
 
-async def test_list_servers_follows_every_page_keeping_includes(
-    panel: FakePanel, api: PterodactylAPI
-) -> None:
+async def test_list_servers_asks_the_client_api_page_by_page(panel: FakePanel, api: PterodactylAPI) -> None:
     panel.add_servers(230, ip_alias="play.example.com")
     servers = await api.list_servers()
     assert len(servers) == 230
     assert len({s.identifier for s in servers}) == 230
-    pages = [r for r in panel.requests if r.path == "/api/application/servers"]
+    pages = [r for r in panel.requests if r.path == "/api/client"]
     assert [r.query["page"] for r in pages] == ["1", "2", "3"]
-    assert all(r.query["include"] == "allocations,node" for r in pages)  # not lost on page 2+
+    assert all(r.query["per_page"] == "100" and "type" not in r.query for r in pages)
     first = next(s for s in servers if s.name == "Server 001")
     assert first.node == "Node 1"
     assert first.allocation is not None and first.allocation.address == "play.example.com:25565"
     assert first.limits.cpu == 200 and first.limits.memory_mb == 2048
+
+
+async def test_the_listing_holds_only_what_the_client_keys_user_may_see(
+    panel: FakePanel, api: PterodactylAPI
+) -> None:
+    mine, shared = panel.add_server(name="Mine"), panel.add_server(name="Shared")
+    shared.access = "subuser"
+    private = panel.add_server(name="Customer X private")
+    private.access = None
+    assert sorted(s.name for s in await api.list_servers()) == ["Mine", "Shared"]
+    assert await api.server_exists(private.identifier, private.uuid)
+    assert await api.server_exists(private.identifier)  # by identifier, without a uuid
+    assert not await api.server_exists("00000000", "0" * 8 + mine.uuid[8:])
+    assert not await api.server_exists("00000000")
+    panel.client_user_admin = True
+    everything = await api.list_servers(scope="all")
+    assert sorted(s.name for s in everything) == ["Customer X private", "Mine", "Shared"]
+    assert panel.requests[-1].query["type"] == "admin-all"
 
 
 async def test_server_details_and_primary_allocation(panel: FakePanel, api: PterodactylAPI) -> None:
@@ -242,7 +260,7 @@ async def test_redirect_is_an_error_not_followed() -> None:
                 await client.list_servers()
     finally:
         await runner.cleanup()
-    assert seen == ["/api/application/servers"]  # one request: the redirect was not followed
+    assert seen == ["/api/client"]  # one request: the redirect was not followed
 
 
 async def test_key_type_and_not_found_errors(panel: FakePanel) -> None:
@@ -250,7 +268,7 @@ async def test_key_type_and_not_found_errors(panel: FakePanel) -> None:
     async with swapped:
         with pytest.raises(PterodactylAuthError) as info:
             await swapped.list_servers()
-        assert info.value.status == 403 and "permission to access the API" in info.value.detail
+        assert info.value.status == 403 and "application API key on an endpoint" in info.value.detail
     client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
     async with client:
         with pytest.raises(ServerNotFoundError):
@@ -289,7 +307,7 @@ async def test_every_request_goes_through_the_one_session_and_only_its_owner_clo
         await client.get_resources(srv.identifier)
         await client.list_servers()
         await client.close()  # not its session: left open for its owner
-        assert sent == [f"/api/client/servers/{srv.identifier}/resources", "/api/application/servers"]
+        assert sent == [f"/api/client/servers/{srv.identifier}/resources", "/api/client"]
         assert not session.closed
     owned = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
     await owned.open()
@@ -362,3 +380,94 @@ async def test_power_action_does_not_queue_behind_polling(panel: FakePanel, slee
         await polling
     order = [r.method for r in sorted(panel.requests, key=lambda r: r.at)]
     assert order.index("POST") <= 4  # sent at once, not after the 10 queued GETs (5 rounds of 2)
+
+
+# -- hardening (issue 10): bad values, long pauses, interactive requests ---------------------------
+
+
+async def raw_json(panel: FakePanel, path: str) -> str:
+    """What the fake panel answers on ``path`` right now, as text (to be tampered with)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(
+            panel.url + path,
+            headers={"Authorization": f"Bearer {DEFAULT_CLIENT_KEY}", "Accept": "application/json"},
+        ) as response,
+    ):
+        return await response.text()
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [('"uptime":1000', '"uptime":1e400'), ('"memory_bytes":5', '"memory_bytes":-Infinity'),
+     ('"cpu_absolute":12.5', '"cpu_absolute":"lots"'), ('"resources":{', '"resources":7,"x":{')],
+)  # fmt: skip
+async def test_one_bad_value_is_a_malformed_error_for_that_server_only(
+    panel: FakePanel, api: PterodactylAPI, field: str, bad: str
+) -> None:
+    good, odd = (
+        panel.add_server(state="running", cpu=12.5, memory_bytes=5, uptime_ms=1000) for _ in range(2)
+    )
+    text = await raw_json(panel, f"/api/client/servers/{odd.identifier}/resources")
+    assert field in text
+    panel.fail_next(200, path_contains=f"/servers/{odd.identifier}/resources", body=text.replace(field, bad))
+    results = await api.get_many_resources([good.identifier, odd.identifier])
+    assert isinstance(results[good.identifier], ServerResources)
+    assert isinstance(results[odd.identifier], MalformedResponseError)
+
+
+async def test_a_bad_listing_item_is_skipped_and_named_never_the_whole_listing(
+    panel: FakePanel, api: PterodactylAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b, _c = panel.add_server(name="A"), panel.add_server(name="B"), panel.add_server(name="C")
+    text = await raw_json(panel, "/api/client?per_page=100&page=1")
+    text = text.replace(f'"identifier":"{b.identifier}"', '"identifier":"b\\/../x"')
+    text = text.replace('"memory":2048', '"memory":1e400', 1)  # the first item: A
+    panel.fail_next(200, path_contains="/api/client", body=text)
+    caplog.set_level(logging.WARNING)
+    servers = await api.list_servers()
+    assert [s.name for s in servers] == ["C"]
+    assert a.identifier in caplog.text and "b/../x" in caplog.text
+    assert caplog.text.count("skipped") == 2
+
+
+@pytest.mark.parametrize("total_pages", ['"many"', "1000000000", "null", '"1e400"'])
+async def test_odd_total_pages_never_loop(panel: FakePanel, api: PterodactylAPI, total_pages: str) -> None:
+    panel.add_servers(3)
+    text = await raw_json(panel, "/api/client?per_page=100&page=1")
+    assert '"total_pages":1' in text
+    panel.fail_next(
+        200, path_contains="/api/client", body=text.replace('"total_pages":1', f'"total_pages":{total_pages}')
+    )
+    assert len(await asyncio.wait_for(api.list_servers(), 10)) == 3
+    later_pages = [r.query["page"] for r in panel.requests if r.query.get("page") not in (None, "1")]
+    assert later_pages in ([], ["2"])  # page 2 is empty (or never asked for): the end
+
+
+async def test_a_long_retry_after_pauses_at_most_a_minute_and_power_fails_fast(
+    panel: FakePanel, api: PterodactylAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    srv = panel.add_server(state="offline")
+    caplog.set_level(logging.WARNING)
+    api.budgets["client"].pause(3600)  # what a 429 with Retry-After: 3600 does
+    assert api.budgets["client"].delay(time.monotonic()) <= 60
+    assert "asked the bot to wait 3600 s; waiting 60 s" in caplog.text
+    started = time.monotonic()
+    with pytest.raises(RateLimitedError) as info:
+        await asyncio.wait_for(api.send_power_action(srv.identifier, "start"), 10)
+    assert time.monotonic() - started < 5
+    assert "rate-limiting the bot, try again in 60 s" in describe_panel_error(info.value, "S")
+    assert panel.count("POST") == 0 and panel.power_requests == []  # and it is never sent later
+
+
+async def test_interactive_requests_go_ahead_of_polling(panel: FakePanel, sleeps: RecordingSleep) -> None:
+    servers = panel.add_servers(10, state="running")
+    panel.set_latency(0.2)
+    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, max_concurrency=2, sleep=sleeps)
+    async with client:
+        polling = asyncio.ensure_future(client.get_many_resources(s.identifier for s in servers))
+        await panel.wait_for(lambda r: r.method == "GET")  # the poll is under way, 8 GETs still queued
+        await client.get_resources(servers[-1].identifier, interactive=True)
+        await polling
+    order = [r.path for r in sorted(panel.requests, key=lambda r: r.at)]
+    assert order.index(f"/api/client/servers/{servers[-1].identifier}/resources") <= 4  # not after 10

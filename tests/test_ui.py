@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ptero import ui
 from ptero.ui import CUSTOM_ID_TEMPLATE, ServerStatusView, make_custom_id, may_control
-from tests.harness import answer, components, custom_ids, post_status, stored, world
+from tests.harness import World, answer, components, custom_ids, post_status, stored, world
 
 
 @pytest.mark.parametrize("action", ["start", "stop", "restart", "address"])
@@ -109,7 +111,7 @@ async def test_missing_permission_is_explained(tmp_path: Path) -> None:
         srv = w.panel.add_server()
         w.discord.set_permissions(w.channel_id, send_messages=False)
         await asyncio.sleep(0)  # let the CHANNEL_UPDATE reach the bot's cache before the click
-        command = await w.slash("server_status")
+        command = await w.slash("server_status", member=w.operator_id)
         await command.wait_followups(1)
         menu = command.followup_messages[0]
         select = next(c for c in components(menu) if c["type"] == 3)
@@ -119,7 +121,7 @@ async def test_missing_permission_is_explained(tmp_path: Path) -> None:
             values=[srv.identifier],
             guild_id=w.guild_id,
             channel_id=w.channel_id,
-            member_id=w.member_id,
+            member_id=w.operator_id,
         )
         text = await answer(choice)
         assert "can't post here" in text and "Send Messages" in text
@@ -209,3 +211,128 @@ async def test_refresh_embeds_reports_refreshed_and_missing(tmp_path: Path) -> N
         command = await w.slash("refresh_embeds", member=w.operator_id)
         assert "Refreshed 1 status message(s). 1 were missing" in await answer(command)
         assert stored(w) == {a.identifier: {"channel_id": str(w.channel_id), "message_id": str(ids[0])}}
+
+
+# -- hardening (issue 10) ---------------------------------------------------------------------------
+
+
+async def pick(w: World, identifier: str, member: int, channel: int | None = None) -> Any:
+    """/server_status and a choice by ``member``; returns the choice interaction."""
+    command = await w.slash("server_status", member=member, channel=channel)
+    await command.wait_followups(1)
+    menu = command.followup_messages[0]
+    select = next(c for c in components(menu) if c["type"] == 3)
+    return await w.discord.select_choice(
+        menu.id,
+        select["custom_id"],
+        values=[identifier],
+        guild_id=w.guild_id,
+        channel_id=channel or w.channel_id,
+        member_id=member,
+    )
+
+
+async def test_a_member_who_may_only_look_gets_the_card_privately_and_moves_nothing(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(name="Survival", state="running", cpu=30)
+        card = await post_status(w, srv.identifier)  # an operator's card in #server-status
+        before = {m.id for m in w.discord.messages.values()}
+        for _ in range(5):  # the five picks that used to move the card back and forth
+            choice = await pick(w, srv.identifier, w.member_id, channel=w.other_channel_id)
+            assert "just for you" in await answer(choice)
+            private = choice.followup_messages[0]
+            assert choice.ephemeral and private.ephemeral
+            assert (
+                private.embeds[0]["title"] == "Survival"
+                and private.embeds[0]["fields"][0]["value"] == "🟢 Running"
+            )
+        assert {m.id for m in w.discord.messages.values()} == before  # nothing posted, nothing deleted
+        assert not w.discord.messages[card].deleted
+        assert stored(w) == {srv.identifier: {"channel_id": str(w.channel_id), "message_id": str(card)}}
+
+
+async def test_manage_messages_in_the_channel_is_enough_to_post_a_card(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(name="Survival")
+        w.discord.set_permissions(w.other_channel_id, target_id=w.member_id, manage_messages=True)
+        await asyncio.sleep(0)  # the CHANNEL_UPDATE reaches the bot's cache
+        choice = await pick(w, srv.identifier, w.member_id, channel=w.other_channel_id)
+        assert "Posted the live status of **Survival**" in await answer(choice)
+        assert set(stored(w)) == {srv.identifier}
+
+
+async def test_the_picker_and_the_buttons_cover_only_the_bot_users_servers(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        mine = w.panel.add_server(name="Ours", ip="10.0.0.8", port=25570)
+        private = w.panel.add_server(name="Customer X private", ip="10.9.9.9", port=25599)
+        private.access = None  # neither owner nor subuser: the client API answers 404 for it
+        command = await w.slash("server_status", member=w.operator_id)
+        await command.wait_followups(1)
+        menu = command.followup_messages[0]
+        assert [o["label"] for o in next(c for c in components(menu) if c["type"] == 3)["options"]] == [
+            "Ours"
+        ]
+        assert "**1** servers" in menu.content
+        # A card posted while the bot's user could see the server; then it was taken off that user.
+        message_id = await post_status(w, mine.identifier)
+        mine.access = None
+        await w.bot.run_update_cycle()
+        card = w.discord.messages[message_id]
+        assert card.embeds[0]["fields"][0]["value"] == "🔒 Not accessible to the bot's panel user"
+        assert stored(w) == {
+            mine.identifier: {"channel_id": str(w.channel_id), "message_id": str(message_id)}
+        }
+        for action in ("address", "start"):
+            click = await w.click(message_id, make_custom_id(action, mine.identifier), member=w.operator_id)  # type: ignore[arg-type]
+            text = await answer(click)
+            assert "not one this bot can show" in text and "10.0.0.8" not in text
+        assert w.panel.power_requests == []
+        mine.access = "subuser"  # access given back: the card resumes
+        await w.bot.run_update_cycle()
+        assert card.embeds[0]["fields"][0]["value"] == "🔴 Offline"
+
+
+async def test_names_and_aliases_are_escaped_and_a_bind_all_address_shows_the_node(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        odd = w.panel.add_server(
+            name="**Bold** `tick` @everyone", ip="10.0.0.5", ip_alias="play`x.example.com"
+        )
+        open_ = w.panel.add_server(name="Open", ip="0.0.0.0", port=25577)
+        message_id = await post_status(w, odd.identifier)
+        click = await w.click(message_id, make_custom_id("address", odd.identifier))
+        text = await answer(click)
+        assert "\\*\\*Bold\\*\\*" in text and "\\`tick\\`" in text and "@everyone" not in text
+        assert "`` play`x.example.com:25565 ``" in text  # a code span the backtick cannot end early
+        other = await post_status(w, open_.identifier)
+        text = await answer(await w.click(other, make_custom_id("address", open_.identifier)))
+        assert "0.0.0.0" not in text and "`127.0.0.1:25577`" in text  # the node's public name (its FQDN)
+
+
+async def test_a_shutdown_during_a_power_action_says_the_panel_may_have_it(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(name="Survival", state="running")
+        message_id = await post_status(w, srv.identifier)
+        w.panel.hang_next(path_contains="/power")
+        click = await w.click(message_id, make_custom_id("restart", srv.identifier), member=w.operator_id)
+        await w.panel.wait_for(lambda r: r.method == "POST" and r.hung)
+        await w.bot.close()
+        text = await answer(click)
+        assert "shutting down; the panel may have received the request" in text
+        assert "unreachable" not in text and "try again" not in text
+
+
+async def test_an_answer_discord_does_not_take_gives_up_without_blocking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ui, "REPLY_TIMEOUT", 0.5)
+    async with world(tmp_path) as w:
+        srv = w.panel.add_server(name="Survival", state="running")
+        message_id = await post_status(w, srv.identifier)
+        w.discord.delay_next("POST /webhooks/{webhook_id}/{webhook_token}", 30)  # the followup hangs
+        started = asyncio.get_running_loop().time()
+        click = await w.click(message_id, make_custom_id("restart", srv.identifier), member=w.operator_id)
+        await w.panel.wait_for(lambda r: r.method == "POST" and r.status == 204)
+        address = await w.click(message_id, make_custom_id("address", srv.identifier))  # still served
+        assert "is at" in await answer(address)
+        assert click.response["type"] == 5  # deferred at once; the followup is the one that hangs
+        assert asyncio.get_running_loop().time() - started < 10

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+
+class BudgetExhausted(Exception):
+    """The request would have to wait longer than its caller allows; it was not sent."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+        super().__init__(f"the request budget allows the next request in {wait:.0f} s")
 
 
 class RequestBudget:
@@ -21,6 +33,7 @@ class RequestBudget:
     """
 
     WINDOW = 61.0  # one second of slack for clock skew and latency between us and the panel
+    MAX_PAUSE = 60.0  # the panel's window is a minute: a longer Retry-After is not believed
 
     def __init__(
         self,
@@ -66,13 +79,18 @@ class RequestBudget:
             return max(0.05, self._external_until - now)
         return max(0.01, self._sent[over - 1] + self.WINDOW - now)
 
-    async def acquire(self, priority: bool = False) -> None:
+    async def acquire(self, priority: bool = False, max_wait: float = math.inf) -> None:
+        """Wait for a slot, then take it; BudgetExhausted (and no slot) when it is further than max_wait."""
+        waited = 0.0
         while True:
             now = self._clock()
             wait = self.delay(now, priority)
             if wait <= 0:
                 self._sent.append(now)
                 return
+            if waited + wait > max_wait:
+                raise BudgetExhausted(wait)
+            waited += wait
             await self._sleep(wait)
 
     def observe(self, limit: int | None, remaining: int | None) -> None:
@@ -88,5 +106,12 @@ class RequestBudget:
                 self._external_until = now + 60.0
 
     def pause(self, seconds: float) -> None:
-        """The panel answered 429: send nothing more until it said we may."""
-        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        """The panel answered 429: send nothing more until it said we may (at most MAX_PAUSE)."""
+        if not seconds <= self.MAX_PAUSE:  # also a nan or inf Retry-After
+            log.warning(
+                "The panel asked the bot to wait %.0f s; waiting %.0f s (its rate-limit window is a minute)",
+                seconds,
+                self.MAX_PAUSE,
+            )
+            seconds = self.MAX_PAUSE
+        self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))

@@ -6,15 +6,15 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, Self, TypeVar
 
 import aiohttp
 
-from ptero.panel.budget import RequestBudget
+from ptero.panel.budget import BudgetExhausted, RequestBudget
 from ptero.panel.errors import (
     MalformedResponseError,
     PanelServerError,
@@ -24,11 +24,24 @@ from ptero.panel.errors import (
     error_detail,
     error_for_status,
 )
-from ptero.panel.models import POWER_SIGNALS, Allocation, PanelServer, PowerSignal, ServerResources
+from ptero.panel.models import (
+    IDENTIFIER,
+    POWER_SIGNALS,
+    Allocation,
+    PanelServer,
+    PowerSignal,
+    ServerResources,
+)
 
 log = logging.getLogger(__name__)
 
 ApiKind = Literal["client", "application"]
+Scope = Literal["mine", "all"]
+Lane = Literal["poll", "interactive", "power"]
+# How long a request may wait for the rate-limit budget: polling up to the longest pause, someone
+# waiting in Discord a few seconds (then "try again in N s"), never minutes.
+LANE_MAX_WAIT: dict[Lane, float] = {"poll": RequestBudget.MAX_PAUSE + 5, "interactive": 5.0, "power": 3.0}
+MAX_PAGES = 1000  # 100,000 servers: beyond that a total_pages is not believed
 T = TypeVar("T")
 
 
@@ -71,7 +84,11 @@ class PterodactylAPI:
         self._session = session
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, 5.0))
-        self._semaphore = asyncio.Semaphore(max_concurrency)
+        self._lanes: dict[Lane, contextlib.AbstractAsyncContextManager[Any]] = {
+            "poll": asyncio.Semaphore(max_concurrency),
+            "interactive": asyncio.Semaphore(8),
+            "power": contextlib.nullcontext(),
+        }
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.max_retry_after = max_retry_after
@@ -85,7 +102,11 @@ class PterodactylAPI:
     # -- lifecycle ------------------------------------------------------------------------------
     async def open(self) -> None:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # limit=0: the one session also carries the Wings websockets, which would count against
+            # aiohttp's default 100 connections and make the 101st wait forever.
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=0)
+            )
             self._owns_session = True
 
     async def close(self) -> None:
@@ -100,53 +121,74 @@ class PterodactylAPI:
         await self.close()
 
     # -- public calls ---------------------------------------------------------------------------
-    async def list_servers(self) -> list[PanelServer]:
-        """Every server on the panel (Application API), following every page.
+    async def list_servers(self, *, scope: Scope = "mine") -> list[PanelServer]:
+        """The servers the client key's user owns or is a subuser of, or with ``scope="all"`` every
+        server of the panel (``type=admin-all``: the user must be a root admin), following every page.
 
-        The panel's ``links.next`` drops the query string (so include= and per_page= would be
-        lost); we ask for each page number ourselves instead.
+        A listing item the bot cannot read is skipped and logged, never the whole listing. The pages
+        end at the first empty one, or after MAX_PAGES, whatever ``total_pages`` says.
         """
+        params = {"per_page": "100"} | ({"type": "admin-all"} if scope == "all" else {})
         servers: list[PanelServer] = []
-        page = 1
-        while True:
-            body = await self._get(
-                "application",
-                "/api/application/servers",
-                {"page": str(page), "per_page": "100", "include": "allocations,node"},
-            )
-            for item in self._list_data(body):
-                servers.append(self._parse(PanelServer.from_application, item))
-            pagination = ((body.get("meta") or {}).get("pagination")) or {}
-            total_pages = int(pagination.get("total_pages") or 1)
-            if page >= total_pages:
-                return servers
-            page += 1
+        for page in range(1, MAX_PAGES + 1):
+            body = await self._get("client", "/api/client", {**params, "page": str(page)})
+            items = self._list_data(body)
+            for item in items:
+                try:
+                    servers.append(self._parse(PanelServer.from_client, item))
+                except MalformedResponseError as exc:
+                    log.warning("Listing item %r skipped: %s", _label(item), exc)
+            if not items or page >= _total_pages(body):
+                break
+        return servers
+
+    async def server_exists(self, identifier: str, uuid: str | None = None) -> bool:
+        """Whether the panel still has a server, whoever may see it (Application API). With its uuid
+        one filtered request; without, the listing is read page by page until it is found."""
+        path = "/api/application/servers"
+        if uuid:
+            body = await self._get("application", path, {"filter[uuid]": uuid})
+            return any(item.get("uuid") == uuid for item in self._list_data(body))
+        for page in range(1, MAX_PAGES + 1):
+            body = await self._get("application", path, {"page": str(page), "per_page": "100"})
+            items = self._list_data(body)
+            if any(item.get("identifier") == identifier for item in items):
+                return True
+            if not items or page >= _total_pages(body):
+                return False
+        return False
 
     async def get_server(self, identifier: str) -> PanelServer:
-        body = await self._get("client", f"/api/client/servers/{_segment(identifier)}")
+        body = await self._get("client", f"/api/client/servers/{_segment(identifier)}", lane="interactive")
         return self._parse(PanelServer.from_client, self._item(body, "server"))
 
     async def get_primary_allocation(self, identifier: str) -> Allocation:
-        body = await self._get("client", f"/api/client/servers/{_segment(identifier)}/network/allocations")
+        path = f"/api/client/servers/{_segment(identifier)}/network/allocations"
+        body = await self._get("client", path, lane="interactive")
         for item in self._list_data(body):
             if item.get("is_default"):
                 return self._parse(Allocation.from_api, item)
         raise MalformedResponseError(f"server {identifier} has no primary allocation")
 
-    async def get_resources(self, identifier: str) -> ServerResources:
-        body = await self._get("client", f"/api/client/servers/{_segment(identifier)}/resources")
+    async def get_resources(self, identifier: str, *, interactive: bool = False) -> ServerResources:
+        """A server's state and usage; ``interactive`` (someone waits in Discord) goes ahead of polling."""
+        path = f"/api/client/servers/{_segment(identifier)}/resources"
+        body = await self._get("client", path, lane="interactive" if interactive else "poll")
         return self._parse(ServerResources.from_api, self._item(body, "stats"))
 
     async def get_many_resources(
-        self, identifiers: Iterable[str]
+        self, identifiers: Iterable[str], *, interactive: bool = False
     ) -> dict[str, ServerResources | PterodactylError]:
         """Resources of many servers at once; a failure is returned in place of that server's result."""
 
         async def one(identifier: str) -> ServerResources | PterodactylError:
             try:
-                return await self.get_resources(identifier)
+                return await self.get_resources(identifier, interactive=interactive)
             except PterodactylError as exc:
                 return exc
+            except Exception as exc:  # a bug of ours must not stop the other servers either
+                log.exception("Fetching the resources of %s failed", identifier)
+                return MalformedResponseError(f"{type(exc).__name__} while reading the panel's answer")
 
         ids = list(dict.fromkeys(identifiers))
         results = await asyncio.gather(*(one(i) for i in ids))
@@ -156,19 +198,15 @@ class PterodactylAPI:
         """Send a power signal. Never retried: a doubled restart is worse than a reported error."""
         if signal not in POWER_SIGNALS:
             raise ValueError(f"unknown power signal {signal!r}")
-        await self._request(
-            "client",
-            "POST",
-            f"/api/client/servers/{_segment(identifier)}/power",
-            json_body={"signal": signal},
-        )
+        path = f"/api/client/servers/{_segment(identifier)}/power"
+        await self._request("client", "POST", path, json_body={"signal": signal}, lane="power")
 
     # -- plumbing -------------------------------------------------------------------------------
     @staticmethod
     def _parse(parser: Callable[[Mapping[str, Any]], T], attributes: Mapping[str, Any]) -> T:
         try:
             return parser(attributes)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except Exception as exc:  # OverflowError from 1e400 too: any of it is the panel's data, not ours
             raise MalformedResponseError(f"unexpected panel data: {type(exc).__name__}: {exc}") from exc
 
     @staticmethod
@@ -192,17 +230,20 @@ class PterodactylAPI:
             raise MalformedResponseError("expected a list object from the panel")
         items = []
         for item in body["data"]:
-            if not isinstance(item, dict) or not isinstance(item.get("attributes"), dict):
-                raise MalformedResponseError("malformed list item from the panel")
-            items.append(item["attributes"])
+            if isinstance(item, dict) and isinstance(item.get("attributes"), dict):
+                items.append(item["attributes"])
+            else:
+                log.warning("A malformed list item from the panel was skipped")
         return items
 
-    async def _get(self, api: ApiKind, path: str, params: Mapping[str, str] | None = None) -> Any:
+    async def _get(
+        self, api: ApiKind, path: str, params: Mapping[str, str] | None = None, *, lane: Lane = "poll"
+    ) -> Any:
         """GET with bounded retries (exponential backoff with jitter) on connection errors, 429, 5xx."""
         attempt = 0
         while True:
             try:
-                return await self._request(api, "GET", path, params=params)
+                return await self._request(api, "GET", path, params=params, lane=lane)
             except (PterodactylConnectionError, RateLimitedError, PanelServerError) as exc:
                 if attempt >= self.max_retries:
                     raise
@@ -223,20 +264,28 @@ class PterodactylAPI:
         *,
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
+        lane: Lane = "poll",
     ) -> Any:
         if self._session is None or self._session.closed:
             raise PterodactylError("the API client is not open (call open() first)")
         budget = self.budgets[api]
-        priority = method != "GET"  # power actions: a member is waiting on them
+        priority = lane != "poll"  # a member is waiting: it may use the reserve
         headers = {
             "Authorization": f"Bearer {self._keys[api]}",
             "Accept": "application/json",  # without it a bad key gets a 302 to an HTML login page
         }
         url = self.base_url + path
-        # Power actions skip the concurrency queue (they are rare and someone is waiting); polling
-        # takes its budget slot only once it may really go, so the slot's time is the send time.
-        async with contextlib.nullcontext() if priority else self._semaphore:
-            await budget.acquire(priority=priority)
+        # Polling queues behind its own bound; interactive requests have a bound of their own, so
+        # they never wait behind a long poll; power actions are rare and skip both. A request takes
+        # its budget slot only once it may really go, so the slot's time is the send time.
+        async with self._lanes[lane]:
+            try:
+                await budget.acquire(priority=priority, max_wait=LANE_MAX_WAIT[lane])
+            except BudgetExhausted as exc:  # never sent later: the caller is told now
+                wait = math.ceil(exc.wait)
+                raise RateLimitedError(
+                    429, f"held back for {wait} s by the bot's budget", retry_after=wait
+                ) from None
             try:
                 async with self._session.request(
                     method,
@@ -308,6 +357,18 @@ class PterodactylAPI:
 
 def _segment(identifier: str) -> str:
     """A server identifier as one safe path segment."""
-    if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", identifier):
+    if not IDENTIFIER.fullmatch(identifier):
         raise ValueError(f"not a server identifier: {identifier!r}")
     return identifier
+
+
+def _total_pages(body: Mapping[str, Any]) -> int:
+    """meta.pagination.total_pages when it is a sane whole number, else 1 (read no further)."""
+    pagination = (body.get("meta") or {}).get("pagination") or {}
+    total = pagination.get("total_pages") if isinstance(pagination, dict) else None
+    return total if isinstance(total, int) and not isinstance(total, bool) and total >= 1 else 1
+
+
+def _label(item: Mapping[str, Any]) -> str:
+    """What names a listing item in a log line (its identifier, else its uuid), kept short."""
+    return str(item.get("identifier") or item.get("uuid") or "?")[:80]
