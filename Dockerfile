@@ -14,9 +14,9 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
-COPY requirements.txt ./
-RUN pip install --no-cache-dir -r requirements.txt
+# Dependencies first, the whole tree pinned: this layer is rebuilt only when they change.
+COPY requirements.txt constraints.txt ./
+RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
 
 # An unprivileged user with a fixed uid/gid, so host directories can be prepared for it
 # (e.g. `chown 10001:10001 ./logs ./embed` before bind-mounting them).

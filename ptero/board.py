@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-from ptero.cards import Card, StatusSnapshot, build_card, inaccessible_card, removed_embed
+from ptero.cards import UNREACHABLE, Card, StatusSnapshot, build_card, inaccessible_card, removed_embed
 from ptero.config import Settings
 from ptero.pacing import ChannelPacer
 from ptero.panel import PanelServer, PterodactylAPI, PterodactylError, ServerResources
@@ -30,7 +30,7 @@ from ptero.records import (
     PowerClaim,
     ServerRecord,
 )
-from ptero.rules import UNREACHABLE_AFTER_FAILURES, TrackedState, display_state, update_reason
+from ptero.rules import UNREACHABLE_AFTER_FAILURES, TrackedState, display_state, failure_kind, update_reason
 from ptero.store import CardEntry, EmbedLocation, EmbedStore, ShownState
 from server_metrics_graphs import ServerMetricsManager
 
@@ -149,13 +149,13 @@ class StatusBoard:
             return None
         if self.clock() - record.fetched_at > max(60.0, 3 * self.settings.update_interval):
             return None
-        return display_state(record.server, record.resources, record.failures)
+        return display_state(record.server, record.resources, record.failures, record.failure)
 
     def current(self, record: ServerRecord) -> tuple[str, float, bool]:
         """(state to show, cpu, stale) from what we know now."""
         if record.inaccessible:
             return "inaccessible", 0.0, False
-        state = display_state(record.server, record.resources, record.failures)
+        state = display_state(record.server, record.resources, record.failures, record.failure)
         cpu = record.resources.cpu_absolute if record.resources else 0.0
         return state, cpu, record.failures > 0
 
@@ -266,12 +266,14 @@ class StatusBoard:
     ) -> EditOutcome:
         try:
             record.observe(result, self.clock())
-            if isinstance(result, PterodactylError) and record.failures in (1, UNREACHABLE_AFTER_FAILURES):
+            kind = failure_kind(result) if result is not None else None
+            if kind is not None and record.failures in (1, UNREACHABLE_AFTER_FAILURES):
                 # The first failure and the turn to "unreachable" are worth a line; the rest is counted.
+                what = result if isinstance(result, PterodactylError) else "the panel cannot reach its node"
                 log.warning(
-                    "Server %s: panel error (%s); %s",
+                    "Server %s: %s; %s",
                     record.server_id,
-                    result,
+                    what,
                     "keeping its last known data" if record.failures == 1 else "its card says unreachable",
                 )
             state, cpu, stale = self.current(record)
@@ -331,7 +333,7 @@ class StatusBoard:
                 cpu_limit=server.limits.cpu,
                 memory_limit_mb=server.limits.memory_mb,
             )
-        elif state not in ("running", "starting", "stopping", "unreachable"):
+        elif state not in ("running", "starting", "stopping", *UNREACHABLE):
             self.metrics.remove_server(record.server_id)
 
     # -- cards ------------------------------------------------------------------------------------
@@ -345,7 +347,8 @@ class StatusBoard:
         if state == "running" and graphs is not None and graphs.has_sufficient_data:
             loop = asyncio.get_running_loop()
             graph = await loop.run_in_executor(self._graphs, graphs.generate_combined_graph)
-        return build_card(StatusSnapshot(record.server, record.resources, state, stale=stale), graph)
+        snapshot = StatusSnapshot(record.server, record.resources, state, stale=stale, failure=record.failure)
+        return build_card(snapshot, graph)
 
     async def refresh_card(self, record: ServerRecord, *, reason: str, force: bool = False) -> EditOutcome:
         """Re-render one card and edit its message, unless what it shows did not change."""

@@ -18,7 +18,7 @@ from ptero import ui
 from ptero.board import StatusBoard
 from ptero.config import Settings
 from ptero.pacing import ChannelPacer
-from ptero.panel import PterodactylAPI
+from ptero.panel import PterodactylAPI, PterodactylError
 from ptero.records import CycleReport
 from ptero.rules import stretched_interval
 from ptero.runtime import UpdateLoop, write_heartbeat
@@ -26,7 +26,11 @@ from ptero.store import EmbedStore
 from server_metrics_graphs import ServerMetricsManager
 
 log = logging.getLogger(__name__)
-SUMMARY_EVERY = 3600.0  # a quiet bot still says once an hour that it works
+SUMMARY_EVERY = 3600.0
+PANEL_NAMES = {
+    "pelican": "Pelican",
+    "pterodactyl": "Pterodactyl",
+}  # a quiet bot still says once an hour that it works
 
 
 class GuildCommandTree(app_commands.CommandTree["PterodactylBot"]):
@@ -103,6 +107,7 @@ class PterodactylBot(discord.Client):
             with contextlib.suppress(OSError):
                 self.heartbeat_path.unlink()
         await self.api.open()
+        await self._detect_panel()
         self.board.load()
         self.add_dynamic_items(ui.ServerButton)
         guild = discord.Object(id=self.settings.allowed_guild_id)
@@ -119,6 +124,17 @@ class PterodactylBot(discord.Client):
             )
         if self.run_updates:
             self.updates.start(before=self.wait_until_ready)
+
+    async def _detect_panel(self) -> None:
+        """Log which panel this is (the rules for its errors differ a little); never stops the start."""
+        try:
+            flavour, why = await asyncio.wait_for(self.api.detect_panel(), 10)
+        except (PterodactylError, TimeoutError) as exc:
+            log.warning(
+                "Could not tell which panel %s is (%s); assuming Pterodactyl", self.settings.panel_url, exc
+            )
+            return
+        log.info("Connected to %s at %s (%s)", PANEL_NAMES[flavour], self.settings.panel_url, why)
 
     async def on_ready(self) -> None:
         log.info("Connected to Discord as %s; serving guild %s", self.user, self.settings.allowed_guild_id)

@@ -11,6 +11,7 @@ import discord
 
 from ptero.panel import (
     MalformedResponseError,
+    NodeUnreachableError,
     PanelServer,
     PanelServerError,
     PterodactylAuthError,
@@ -40,10 +41,12 @@ STATE_STYLES: dict[str, StateStyle] = {
     "restoring_backup": StateStyle("♻️ Restoring backup", 0x5865F2),
     "transferring": StateStyle("🚚 Transferring", 0x5865F2),
     "unreachable": StateStyle("❔ Panel unreachable", 0x95A5A6),
+    "node_unreachable": StateStyle("❔ Node unreachable", 0x95A5A6),
     "removed": StateStyle("🗑️ Removed from the panel", 0x4F545C),
     "inaccessible": StateStyle("🔒 Not accessible to the bot's panel user", 0x4F545C),
 }
 NEUTRAL_COLOUR = 0x95A5A6
+UNREACHABLE = ("unreachable", "node_unreachable")  # the last known data stays up under these
 
 
 def state_style(state: str) -> StateStyle:
@@ -127,6 +130,7 @@ class StatusSnapshot:
     resources: ServerResources | None
     state: str
     stale: bool = False
+    failure: str = "panel"  # what the last failed check could not reach: the panel or the node
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -139,8 +143,9 @@ def build_status_embed(snapshot: StatusSnapshot, *, graph_filename: str | None =
     server, res = snapshot.server, snapshot.resources
     style = state_style(snapshot.state)
     description = truncate(server.description.strip(), EMBED_DESCRIPTION_LIMIT) if server.description else ""
-    if snapshot.stale and snapshot.state != "unreachable":
-        note = "⚠️ The panel did not answer the last check; showing the last known data."
+    if snapshot.stale and snapshot.state not in UNREACHABLE:
+        what = "could not reach this server's node" if snapshot.failure == "node" else "did not answer"
+        note = f"⚠️ The panel {what} at the last check; showing the last known data."
         description = f"{description}\n\n{note}" if description else note
     embed = discord.Embed(
         title=truncate(server.name, TITLE_LIMIT),
@@ -150,7 +155,7 @@ def build_status_embed(snapshot: StatusSnapshot, *, graph_filename: str | None =
     )
     add_field(embed, "State", style.label, limit=STATE_LABEL_LIMIT)
     add_field(embed, "Node", server.node, limit=NODE_LIMIT)
-    live = res is not None and snapshot.state in ("running", "starting", "stopping", "unreachable")
+    live = res is not None and snapshot.state in ("running", "starting", "stopping", *UNREACHABLE)
     if res is not None:
         add_field(embed, "CPU", format_cpu(res.cpu_absolute, server.limits.cpu))
         add_field(
@@ -233,6 +238,11 @@ def describe_panel_error(exc: PterodactylError, server_name: str) -> str:
         return f"The panel no longer knows **{server_name}**."
     if isinstance(exc, RateLimitedError):
         return f"The panel is rate-limiting the bot, try again in {exc.retry_after:.0f} s."
+    if isinstance(exc, NodeUnreachableError):
+        return (
+            f"The panel could not reach the machine (node) that **{server_name}** runs on, so the action "
+            "may not have been applied. Check its card in a minute; if the node stays down, tell the admin."
+        )
     if isinstance(exc, PterodactylConnectionError | PanelServerError | MalformedResponseError):
         return "The panel is unreachable or not answering properly right now; try again in a minute."
     return f"The panel answered with an error: {exc}"

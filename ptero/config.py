@@ -115,16 +115,53 @@ def panel_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def api_key(prefix: str) -> Converter:
+# Key prefixes per family (pelican.md: Pelican renamed its prefixes once and may again).
+KEY_PREFIXES = {
+    "client": ("ptlc_", "plcn_", "pacc_"),  # Pterodactyl; Pelican before and since beta25
+    "application": ("ptla_", "peli_", "papp_"),
+}
+KEY_SETTINGS = {"client": "PTERODACTYL_CLIENT_API_KEY", "application": "PTERODACTYL_APPLICATION_API_KEY"}
+
+
+def key_family(value: str) -> str | None:
+    return next((family for family, prefixes in KEY_PREFIXES.items() if value.startswith(prefixes)), None)
+
+
+def api_key(family: str) -> Converter:
+    """A panel API key of either family: which family it is, is checked with both keys at hand."""
+
     def convert(value: str) -> str:
         secret_text(value)
-        if not value.startswith(prefix):
-            raise ValueError(f"must start with {prefix!r} (got {mask_secret(value)})")
+        if key_family(value) is None:
+            accepted = ", ".join(KEY_PREFIXES[family])
+            raise ValueError(
+                f"must start with one of {accepted} (a {family} API key; got {mask_secret(value)})"
+            )
         if len(value) < 20:
             raise ValueError(f"is too short to be a panel API key (got {mask_secret(value)})")
         return value
 
     return convert
+
+
+def _key_families(parsed: Mapping[str, Any], where: Mapping[str, str]) -> str | None:
+    """One problem naming both key settings when a key of the wrong family sits in a slot."""
+    keys = {"client": parsed.get("client_api_key"), "application": parsed.get("application_api_key")}
+    wrong = [slot for slot, value in keys.items() if value is not None and key_family(str(value)) != slot]
+    if not wrong:
+        return None
+    shown = ", ".join(
+        f"{KEY_SETTINGS[slot]} = {mask_secret(str(value)) if value is not None else '(not usable)'}"
+        for slot, value in keys.items()
+    )
+    if len(wrong) == 2:
+        return f"the two panel keys look swapped ({shown}): the client key goes in {KEY_SETTINGS['client']}"
+    slot = wrong[0]
+    other = "application" if slot == "client" else "client"
+    return (
+        f"{where[slot + '_api_key']}: holds {'an' if other == 'application' else 'a'} {other} API key "
+        f"({shown}); it needs a {slot} key ({', '.join(KEY_PREFIXES[slot])})"
+    )
 
 
 def number(unit: str, *, minimum: float, maximum: float) -> Converter:
@@ -181,7 +218,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "ClientAPIKey",
         "client_api_key",
         None,
-        api_key("ptlc_"),
+        api_key("client"),
         True,
     ),
     ConfigKey(
@@ -190,7 +227,7 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         "ApplicationAPIKey",
         "application_api_key",
         None,
-        api_key("ptla_"),
+        api_key("application"),
         True,
     ),
     ConfigKey("SERVER_SCOPE", "Pterodactyl", "ServerScope", "server_scope", "mine", choice("mine", "all")),
@@ -287,6 +324,9 @@ def load_settings(environ: Mapping[str, str], config_path: Path | None = None) -
             parsed[key.attribute] = key.convert(value)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
+    families = _key_families(parsed, where_from)
+    if families:
+        problems.append(families)
     interval, force = parsed.get("update_interval"), parsed.get("force_update_interval")
     if interval is not None and force is not None and force < interval:
         problems.append(
@@ -306,7 +346,7 @@ def config_warnings(environ: Mapping[str, str]) -> list[str]:
     for name in sorted(environ):
         if name in known:
             continue
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        close = [k for k in difflib.get_close_matches(name, known, n=3, cutoff=0.8) if k[:3] == name[:3]][:1]
         if close:
             warnings.append(f"{name} is not a Pterodisbot setting and is ignored; did you mean {close[0]}?")
         elif name.startswith(("PTERODACTYL_", "PTERODISBOT_")):

@@ -12,7 +12,7 @@ import discord
 from ptero.cards import Card
 from ptero.pacing import Backoff
 from ptero.panel import PanelServer, PterodactylError, ServerResources
-from ptero.rules import TrackedState
+from ptero.rules import FailureKind, TrackedState, failure_kind
 from ptero.store import EmbedLocation
 
 
@@ -78,15 +78,23 @@ class ServerRecord:
     resources: ServerResources | None = None
     fetched_at: float = float("-inf")
     failures: int = 0  # failed checks in a row
+    failure: FailureKind = "panel"  # what the latest failure was: the panel, or the node behind it
     card: CardState | None = None
     power: PowerClaim | None = None  # a power action in progress
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one render and edit at a time
 
     def observe(self, result: ServerResources | PterodactylError | None, now: float) -> None:
-        if isinstance(result, ServerResources):
+        """Take a check's result. A failure (or Pelican's "missing": the node cannot be reached) keeps
+        the last good data, so one blip does not flap the card; the rules count the failures."""
+        if result is None:
+            return
+        kind = failure_kind(result)
+        if kind is None:
+            assert isinstance(result, ServerResources)
             self.resources, self.fetched_at, self.failures = result, now, 0
-        elif isinstance(result, PterodactylError):
+        else:
             self.failures += 1
+            self.failure = kind
 
     @property
     def name(self) -> str:

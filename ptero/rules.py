@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from ptero.panel import PanelServer, ServerResources
+from ptero.panel import NodeUnreachableError, PanelServer, PterodactylError, ServerResources
 
 UpdateReason = Literal["first check", "state changed", "cpu changed", "forced refresh"]
 
@@ -60,10 +60,28 @@ def stretched_interval(servers: int, interval: float, budget_per_window: int, wi
     return interval if interval >= spacing else spacing + 0.5  # 0.5 s of slack for timer jitter
 
 
-def display_state(server: PanelServer | None, resources: ServerResources | None, failures: int) -> str:
-    """The state a status message shows: the panel's blocking status wins over the power state."""
+# Pelican's current_state when the panel cannot reach Wings (pelican.md): the node, not the server.
+NODE_MISSING = "missing"
+FailureKind = Literal["panel", "node"]
+
+
+def failure_kind(result: ServerResources | PterodactylError) -> FailureKind | None:
+    """What a check's result says failed: nothing (None), the panel, or the node behind it."""
+    if isinstance(result, ServerResources):
+        return "node" if result.current_state == NODE_MISSING else None
+    return "node" if isinstance(result, NodeUnreachableError) else "panel"
+
+
+def display_state(
+    server: PanelServer | None,
+    resources: ServerResources | None,
+    failures: int,
+    kind: FailureKind = "panel",
+) -> str:
+    """The state a card shows: the panel's blocking status wins over the power state; after a few
+    failed checks in a row, "unreachable" (the panel) or "node_unreachable" (its node)."""
     if server is not None and server.blocking_status:
         return server.blocking_status
     if failures >= UNREACHABLE_AFTER_FAILURES or resources is None:
-        return "unreachable"
+        return "node_unreachable" if kind == "node" and failures else "unreachable"
     return "offline" if resources.current_state == "stopped" else resources.current_state

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 ButtonAction = Literal["start", "stop", "restart", "address"]
 CUSTOM_ID_PREFIX = "pterodisbot"
-CUSTOM_ID_PATTERN = r"pterodisbot:(?P<action>start|stop|restart|address):(?P<server>[A-Za-z0-9-]{1,64})"
+CUSTOM_ID_PATTERN = r"pterodisbot:(?P<action>start|stop|restart|address):(?P<server>[A-Za-z0-9_-]{1,64})"
 CUSTOM_ID_TEMPLATE = re.compile(CUSTOM_ID_PATTERN)
 BUTTON_LOOKS: dict[str, tuple[str, discord.ButtonStyle, str]] = {
     "start": ("Start", discord.ButtonStyle.success, "▶️"),

@@ -12,7 +12,7 @@ import pytest
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 from pterodisbot import PterodactylAPI
-from tests.fake_panel import DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY, FakePanel
+from tests.fake_panel import FakePanel
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -51,9 +51,16 @@ class RecordingSleep:
         self.delays.append(seconds)
 
 
+@pytest.fixture(params=["pterodactyl", "pelican"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Which panel a test runs against: every test that asks for it runs against both."""
+    param: str = request.param
+    return param
+
+
 @pytest.fixture
-async def panel() -> AsyncIterator[FakePanel]:
-    async with FakePanel() as fake:
+async def panel(flavour: str) -> AsyncIterator[FakePanel]:
+    async with FakePanel(flavour=flavour) as fake:
         yield fake
 
 
@@ -64,6 +71,6 @@ def sleeps() -> RecordingSleep:
 
 @pytest.fixture
 async def api(panel: FakePanel, sleeps: RecordingSleep) -> AsyncIterator[PterodactylAPI]:
-    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, timeout=2.0, sleep=sleeps)
+    client = PterodactylAPI(panel.url, panel.client_key, panel.app_key, timeout=2.0, sleep=sleeps)
     async with client:
         yield client

@@ -35,7 +35,12 @@ BOT_SCRIPT = REPO / "pterodisbot.py"
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GzE2eQ.e2eDiscordTokenSecretMiddle_9fQx7LmW2kRt"
 CLIENT_KEY = "ptlc_E2eClientSecretMiddleQz8Vn3Wd5Hj"
 APP_KEY = "ptla_E2eApplicationSecretMiddleKp4Tb7Xs"
+KEYS = {  # per flavour: Pelican's own prefixes, the same secret middle
+    "pterodactyl": (CLIENT_KEY, APP_KEY),
+    "pelican": ("pacc_" + CLIENT_KEY[5:], "papp_" + APP_KEY[5:]),
+}
 SECRETS = {"DISCORD_TOKEN": TOKEN, "client API key": CLIENT_KEY, "application API key": APP_KEY}
+SECRETS |= {"Pelican client API key": KEYS["pelican"][0], "Pelican application API key": KEYS["pelican"][1]}
 
 CONTROL_ROLE = "Game Server User"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -67,8 +72,9 @@ class E2EPanel(FakePanel):
     """The fake panel, plus servers whose CPU changes on every resources read while running, so the
     bot has something to edit every cycle (and running servers collect graph samples)."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(client_key=CLIENT_KEY, app_key=APP_KEY, **kwargs)
+    def __init__(self, flavour: str = "pterodactyl", **kwargs: Any) -> None:
+        client_key, app_key = KEYS[flavour]
+        super().__init__(client_key=client_key, app_key=app_key, flavour=flavour, **kwargs)
         self._cpu_values: dict[str, Iterator[float]] = {}
 
     def vary_cpu(self, server: FakeServer, values: Iterable[float] = (15.0, 95.0)) -> None:
@@ -205,8 +211,8 @@ class E2E(GuildMembers):
             "ALLOWED_GUILD_ID": str(self.guild_id),
             "CONTROL_ROLES": CONTROL_ROLE,
             "PTERODACTYL_URL": self.panel.url,
-            "PTERODACTYL_CLIENT_API_KEY": CLIENT_KEY,
-            "PTERODACTYL_APPLICATION_API_KEY": APP_KEY,
+            "PTERODACTYL_CLIENT_API_KEY": self.panel.client_key,
+            "PTERODACTYL_APPLICATION_API_KEY": self.panel.app_key,
             "UPDATE_INTERVAL": "1",
             "LOG_LEVEL": log_level,
             **self.discord.bot_env(guild_ready_timeout=0.2),
@@ -349,14 +355,16 @@ class E2E(GuildMembers):
 
 
 @asynccontextmanager
-async def e2e_world(tmp_path: Path, *, interaction_deadline: float = 3.0) -> AsyncIterator[E2E]:
+async def e2e_world(
+    tmp_path: Path, *, interaction_deadline: float = 3.0, flavour: str = "pterodactyl", **panel: Any
+) -> AsyncIterator[E2E]:
     """The fake panel and the Discord stand-in on 127.0.0.1, a served guild with two channels, a
     control role, an operator (with it) and a member (without), and another guild the bot is in."""
     cwd = tmp_path / "bot"
     cwd.mkdir()
-    panel = E2EPanel()
+    fake = E2EPanel(flavour, **panel)
     stand_in = DiscordStandin(token=TOKEN, interaction_deadline=interaction_deadline)
-    async with panel, stand_in:
+    async with fake, stand_in:
         guild = stand_in.add_guild(name="Game Night")
         channel = stand_in.add_channel(guild.id, name="server-status")
         other_channel = stand_in.add_channel(guild.id, name="lobby")
@@ -367,7 +375,7 @@ async def e2e_world(tmp_path: Path, *, interaction_deadline: float = 3.0) -> Asy
         other_guild_channel = stand_in.add_channel(other_guild.id, name="general")
         stranger = stand_in.add_member(other_guild.id, username="mallory")
         world = E2E(
-            panel,
+            fake,
             stand_in,
             cwd,
             guild.id,

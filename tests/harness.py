@@ -28,7 +28,7 @@ from ptero.panel import PterodactylAPI
 from ptero.store import EmbedStore
 from tests.conftest import ManualClock
 from tests.discord_standin import DiscordStandin
-from tests.fake_panel import DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY, FakePanel
+from tests.fake_panel import FakePanel
 
 TOKEN = "MTAwMDAwMDAwMDAwMDAwMDAw.Gtest.harness-token-never-logged"
 WALL_EPOCH = 1_764_000_000.0
@@ -106,8 +106,8 @@ class World(GuildMembers):
         assert self.settings is not None
         api = PterodactylAPI(
             self.panel.url,
-            DEFAULT_CLIENT_KEY,
-            DEFAULT_APP_KEY,
+            self.panel.client_key,
+            self.panel.app_key,
             timeout=self.api_timeout,
             max_retries=1,
             backoff_base=0.01,
@@ -177,8 +177,12 @@ async def world(
     interaction_deadline: float = 3.0,
     pacer: ChannelPacer | None = None,
     rate_limits: dict[str, tuple[int, float]] | None = None,
+    flavour: str = "pterodactyl",
+    resource_cache: float = 0.0,
 ) -> AsyncIterator[World]:
-    panel = panel or FakePanel()
+    clock = ManualClock()
+    # The panel's 20 s resource cache (when asked for) runs on the bot's clock, so tests can step it.
+    panel = panel or FakePanel(flavour=flavour, clock=clock, resource_cache_seconds=resource_cache)
     stand_in = DiscordStandin(token=TOKEN, interaction_deadline=interaction_deadline, rate_limits=rate_limits)
     # Discord's real pace (5 edits per 5 s in a channel) would make tests wait; only the pacing test
     # asks for it, with a stand-in that enforces the same limit.
@@ -200,11 +204,10 @@ async def world(
             allowed_guild_id=guild.id,
             control_roles=("Game Server User",),
             panel_url=panel.url,
-            client_api_key=DEFAULT_CLIENT_KEY,
-            application_api_key=DEFAULT_APP_KEY,
+            client_api_key=panel.client_key,
+            application_api_key=panel.app_key,
             update_interval=update_interval,
         )
-        clock = ManualClock()
         store_path = tmp_path / "embed" / "embed_locations.json"
         saved = point_discord_py_at(stand_in.url)
         w = World(

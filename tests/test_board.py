@@ -450,3 +450,68 @@ async def test_a_long_unknown_state_stays_within_discords_limits(tmp_path: Path)
         assert (report.edited, report.failed) == (1, 0)  # Discord took the edit (no 50035)
         value = state_field(w, message_id)
         assert value.startswith("❔ Weird xxx") and len(value) <= 1024
+
+
+# -- Pelican and a node that is down (issue 12) -------------------------------------------------------
+
+
+async def test_a_node_outage_shows_node_unreachable_never_offline_on_both_panels(
+    tmp_path: Path, flavour: str
+) -> None:
+    async with world(tmp_path, flavour=flavour) as w:
+        srv = w.panel.add_server(name="Survival", state="running", cpu=30, memory_bytes=512 * 1024**2)
+        message_id = await post_status(w, srv.identifier)
+        await w.bot.run_update_cycle()
+        w.panel.set_node_down(srv.node_id, True)  # Pterodactyl: 504; Pelican: 200 "missing"
+        shown = []
+        for _ in range(3):
+            w.clock.advance(10)
+            await w.bot.run_update_cycle()
+            shown.append(state_field(w, message_id))
+        assert shown == ["🟢 Running", "🟢 Running", "❔ Node unreachable"]  # a blip changes nothing
+        samples = w.bot.board.metrics.get(srv.identifier)
+        assert samples is not None and len(samples) == 1  # "missing" never fed the graph
+        w.panel.set_node_down(srv.node_id, False)
+        w.clock.advance(10)
+        await w.bot.run_update_cycle()
+        assert state_field(w, message_id) == "🟢 Running"
+
+
+async def test_pelicans_cached_missing_after_the_node_returns_does_not_flap_the_card(tmp_path: Path) -> None:
+    async with world(tmp_path, flavour="pelican", resource_cache=20) as w:
+        srv = w.panel.add_server(name="Survival", state="running", cpu=30)
+        message_id = await post_status(w, srv.identifier)
+        w.clock.advance(20)
+        w.panel.set_node_down(srv.node_id, True)
+        states = []
+        for step in range(8):
+            if step == 4:
+                w.panel.set_node_down(srv.node_id, False)  # back, but "missing" is cached up to 20 s
+            w.clock.advance(10)
+            await w.bot.run_update_cycle()
+            states.append(state_field(w, message_id))
+        assert "🔴 Offline" not in states
+        changes = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+        assert changes == ["🟢 Running", "❔ Node unreachable", "🟢 Running"]  # down once, up once
+
+
+async def test_start_on_a_server_whose_node_is_down_explains_the_node(tmp_path: Path, flavour: str) -> None:
+    async with world(tmp_path, flavour=flavour) as w:
+        srv = w.panel.add_server(name="Survival", state="offline")
+        message_id = await post_status(w, srv.identifier)
+        w.panel.set_node_down(srv.node_id, True)
+        click = await w.click(message_id, make_custom_id("start", srv.identifier), member=w.operator_id)
+        text = await answer(click)
+        assert "could not reach the machine (node) that **Survival** runs on" in text
+        assert "unexpected" not in text
+
+
+async def test_a_pelican_server_without_a_description_and_with_nulls_shows_its_card(tmp_path: Path) -> None:
+    async with world(tmp_path, flavour="pelican") as w:
+        w.panel.editable_descriptions = False  # Pelican then omits "description" altogether
+        srv = w.panel.add_server(name="Survival", description="never shown", state="running", cpu=5)
+        srv.feature_databases = srv.feature_allocations = None
+        message_id = await post_status(w, srv.identifier)
+        embed = w.discord.messages[message_id].embeds[0]
+        assert embed["title"] == "Survival" and "description" not in embed
+        assert state_field(w, message_id) == "🟢 Running"

@@ -119,13 +119,13 @@ def test_all_bad_values_reported_together_with_their_source(tmp_path: Path) -> N
         "LOG_LEVEL": "LOUD",
     }
     found = problems(env, tmp_path)
-    assert len(found) == 8
+    assert len(found) == 7
     text = "\n".join(found)
     for fragment in (
         "ALLOWED_GUILD_ID (env): must be a Discord server id",
         "PTERODACTYL_URL (env): must be an http(s) URL",
-        "PTERODACTYL_CLIENT_API_KEY (env): must start with 'ptlc_'",
-        "PTERODACTYL_APPLICATION_API_KEY (env): must start with 'ptla_'",
+        "the two panel keys look swapped (PTERODACTYL_CLIENT_API_KEY = ptla_…SEC2, "
+        "PTERODACTYL_APPLICATION_API_KEY = ptlc_…SEC1)",
         "UPDATE_INTERVAL (env): must be between 1 and 3600 seconds",
         "FORCE_UPDATE_INTERVAL (env): must be a number",
         "CPU_CHANGE_THRESHOLD (env): must be between 0 and 10000",
@@ -370,3 +370,40 @@ def test_lookalike_variables_are_named_with_the_configuration_problems(tmp_path:
         in result.stderr
     )
     assert "PTERODACTYL_API_KEY is not a Pterodisbot setting" in result.stderr
+
+
+# -- Pelican (issue 12): its key prefixes, and a key of the wrong family in either slot -------------
+
+
+@pytest.mark.parametrize(
+    ("client", "application"), [("pacc_", "papp_"), ("plcn_", "peli_"), ("ptlc_", "papp_")]
+)
+def test_pelican_keys_old_and_new_are_accepted(tmp_path: Path, client: str, application: str) -> None:
+    env = dict(
+        GOOD_ENV,
+        PTERODACTYL_CLIENT_API_KEY=client + CLIENT_KEY[5:],
+        PTERODACTYL_APPLICATION_API_KEY=application + APP_KEY[5:],
+    )
+    settings = load(env, tmp_path)
+    assert settings.client_api_key.startswith(client) and settings.application_api_key.startswith(application)
+
+
+@pytest.mark.parametrize(
+    ("slot", "value"), [("PTERODACTYL_CLIENT_API_KEY", "papp_"), ("PTERODACTYL_APPLICATION_API_KEY", "plcn_")]
+)
+def test_a_key_of_the_wrong_family_names_both_settings_masked(tmp_path: Path, slot: str, value: str) -> None:
+    wrong = value + "W" * 39 + "WXYZ"
+    found = problems(dict(GOOD_ENV, **{slot: wrong}), tmp_path)
+    assert len(found) == 1, found
+    text = found[0]
+    assert text.startswith(f"{slot} (env): holds")
+    assert "PTERODACTYL_CLIENT_API_KEY = " in text and "PTERODACTYL_APPLICATION_API_KEY = " in text
+    assert f"{value}…WXYZ" in text and "W" * 10 not in text  # masked, both of them
+    assert CLIENT_KEY[5:-4] not in text and APP_KEY[5:-4] not in text
+
+
+def test_a_key_with_no_known_prefix_lists_the_prefixes_we_accept(tmp_path: Path) -> None:
+    found = problems(dict(GOOD_ENV, PTERODACTYL_CLIENT_API_KEY="abcd_" + "x" * 43), tmp_path)
+    assert len(found) == 1 and "must start with one of ptlc_, plcn_, pacc_" in found[0]
+    found = problems(dict(GOOD_ENV, PTERODACTYL_APPLICATION_API_KEY="abcd_" + "x" * 43), tmp_path)
+    assert len(found) == 1 and "must start with one of ptla_, peli_, papp_" in found[0]

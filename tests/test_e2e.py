@@ -14,8 +14,6 @@ import random
 from pathlib import Path
 
 from tests.e2e_support import (
-    APP_KEY,
-    CLIENT_KEY,
     DELETE_MESSAGE,
     PATCH_MESSAGE,
     POST_MESSAGE,
@@ -48,8 +46,10 @@ def custom_id(action: str, identifier: str) -> str:
 # -- 1. start-up ------------------------------------------------------------------------------------
 
 
-async def test_startup_logs_in_syncs_commands_to_the_guild_and_gets_ready(tmp_path: Path) -> None:
-    async with e2e_world(tmp_path) as w:
+async def test_startup_logs_in_syncs_commands_to_the_guild_and_gets_ready(
+    tmp_path: Path, flavour: str
+) -> None:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         bot = await w.start_bot("DEBUG")
         d = w.discord
         assert d.calls_to("GET /users/@me"), "the bot logged in with its token"
@@ -75,8 +75,10 @@ async def test_startup_logs_in_syncs_commands_to_the_guild_and_gets_ready(tmp_pa
 # -- 2. /server_status with 30 servers ----------------------------------------------------------------
 
 
-async def test_server_status_answers_privately_at_once_and_pages_through_30_servers(tmp_path: Path) -> None:
-    async with e2e_world(tmp_path) as w:
+async def test_server_status_answers_privately_at_once_and_pages_through_30_servers(
+    tmp_path: Path, flavour: str
+) -> None:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         w.panel.add_servers(30, state="running", cpu=5, memory_bytes=200 * MiB)
         bot = await w.start_bot()
 
@@ -115,8 +117,10 @@ async def test_server_status_answers_privately_at_once_and_pages_through_30_serv
 # -- 3. choosing a server -----------------------------------------------------------------------------
 
 
-async def test_choosing_a_server_posts_buttons_graph_and_persists_the_location(tmp_path: Path) -> None:
-    async with e2e_world(tmp_path) as w:
+async def test_choosing_a_server_posts_buttons_graph_and_persists_the_location(
+    tmp_path: Path, flavour: str
+) -> None:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         srv = w.panel.add_server(name="Survival", state="running", cpu=20, memory_bytes=512 * MiB)
         w.panel.vary_cpu(srv)  # CPU swings by 80 points every read: every cycle edits
         bot = await w.start_bot()
@@ -149,8 +153,8 @@ async def test_choosing_a_server_posts_buttons_graph_and_persists_the_location(t
 # -- 4. Show Address ------------------------------------------------------------------------------------
 
 
-async def test_show_address_answers_any_member_privately(tmp_path: Path) -> None:
-    async with e2e_world(tmp_path) as w:
+async def test_show_address_answers_any_member_privately(tmp_path: Path, flavour: str) -> None:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         aliased = w.panel.add_server(name="Creative", ip="10.0.0.9", ip_alias="play.example.com", port=27015)
         plain = w.panel.add_server(name="Modded", ip="10.0.0.7", port=25570)
         bot = await w.start_bot()
@@ -169,8 +173,10 @@ async def test_show_address_answers_any_member_privately(tmp_path: Path) -> None
 # -- 5. power buttons -------------------------------------------------------------------------------
 
 
-async def test_power_buttons_need_the_role_and_the_embed_follows_the_panel(tmp_path: Path) -> None:
-    async with e2e_world(tmp_path) as w:
+async def test_power_buttons_need_the_role_and_the_embed_follows_the_panel(
+    tmp_path: Path, flavour: str
+) -> None:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         srv = w.panel.add_server(name="Survival", state="offline", memory_bytes=0)
         bot = await w.start_bot()
         message, _ = await w.post_status(srv.identifier)
@@ -214,8 +220,10 @@ async def test_power_buttons_need_the_role_and_the_embed_follows_the_panel(tmp_p
 # -- 6. restart of the bot --------------------------------------------------------------------------
 
 
-async def test_a_restarted_bot_keeps_old_buttons_working_and_messages_updating(tmp_path: Path) -> None:
-    async with e2e_world(tmp_path) as w:
+async def test_a_restarted_bot_keeps_old_buttons_working_and_messages_updating(
+    tmp_path: Path, flavour: str
+) -> None:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         srv = w.panel.add_server(name="Survival", state="offline")
         gone = w.panel.add_server(name="Skyblock", state="offline")
         first = await w.start_bot()
@@ -248,8 +256,8 @@ async def test_a_restarted_bot_keeps_old_buttons_working_and_messages_updating(t
 # -- 7. replacing, deleting and refreshing status messages ------------------------------------------
 
 
-async def test_replace_moderator_delete_and_refresh_embeds(tmp_path: Path) -> None:
-    async with e2e_world(tmp_path) as w:
+async def test_replace_moderator_delete_and_refresh_embeds(tmp_path: Path, flavour: str) -> None:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         a = w.panel.add_server(name="Alpha", state="running", cpu=10)
         b = w.panel.add_server(name="Beta", state="running", cpu=10)
         c = w.panel.add_server(name="Gamma", state="offline")
@@ -289,8 +297,10 @@ async def test_replace_moderator_delete_and_refresh_embeds(tmp_path: Path) -> No
 # -- 8. a slow panel ----------------------------------------------------------------------------------
 
 
-async def test_a_slow_panel_never_makes_an_interaction_miss_its_deadline(tmp_path: Path) -> None:
-    async with e2e_world(tmp_path) as w:
+async def test_a_slow_panel_never_makes_an_interaction_miss_its_deadline(
+    tmp_path: Path, flavour: str
+) -> None:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         servers = w.panel.add_servers(30, state="offline")
         srv, far = servers[0], servers[-1]  # "Server 030" is on the menu's second page
         bot = await w.start_bot()
@@ -429,9 +439,9 @@ async def test_sigkill_never_loses_a_confirmed_status_message_location(tmp_path:
 
 
 async def test_secrets_never_appear_in_output_logs_or_discord_after_a_fault_heavy_session(
-    tmp_path: Path,
+    tmp_path: Path, flavour: str
 ) -> None:
-    async with e2e_world(tmp_path) as w:
+    async with e2e_world(tmp_path, flavour=flavour) as w:
         a = w.panel.add_server(name="Alpha", state="running", cpu=20, memory_bytes=256 * MiB)
         b = w.panel.add_server(name="Beta", state="offline")
         w.panel.vary_cpu(a)
@@ -511,8 +521,8 @@ async def test_secrets_never_appear_in_output_logs_or_discord_after_a_fault_heav
         # The secrets were really in use: the stand-in and the panel received them.
         assert any(c.headers.get("Authorization") == f"Bot {TOKEN}" for c in w.discord.calls)
         assert {r.headers.get("Authorization") for r in w.panel.requests} >= {
-            f"Bearer {CLIENT_KEY}",
-            f"Bearer {APP_KEY}",
+            f"Bearer {w.panel.client_key}",
+            f"Bearer {w.panel.app_key}",
         }
         assert w.problems() == []
 

@@ -14,6 +14,7 @@ from aiohttp import web
 from ptero.cards import describe_panel_error
 from ptero.panel import (
     MalformedResponseError,
+    NodeUnreachableError,
     PanelServerError,
     PterodactylAPI,
     PterodactylAPIError,
@@ -34,8 +35,8 @@ async def test_every_request_sends_bearer_and_json_accept(panel: FakePanel, api:
     await api.list_servers()
     await api.server_exists(srv.identifier, srv.uuid)
     listing, lookup = panel.requests
-    assert listing.headers["Authorization"] == f"Bearer {DEFAULT_CLIENT_KEY}"
-    assert lookup.headers["Authorization"] == f"Bearer {DEFAULT_APP_KEY}"
+    assert listing.headers["Authorization"] == f"Bearer {panel.client_key}"
+    assert lookup.headers["Authorization"] == f"Bearer {panel.app_key}"
     assert all(r.headers["Accept"] == "application/json" for r in panel.requests)
 
 
@@ -116,7 +117,7 @@ async def test_power_is_never_retried(panel: FakePanel, api: PterodactylAPI, sle
     assert panel.count("POST") == 3  # one request per call, no retries
     assert sleeps.delays == []
     panel.hang_next(path_contains="/power")
-    fast = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, timeout=0.3, sleep=sleeps)
+    fast = PterodactylAPI(panel.url, panel.client_key, panel.app_key, timeout=0.3, sleep=sleeps)
     async with fast:
         with pytest.raises(PterodactylConnectionError, match="did not answer in time"):
             await fast.send_power_action(srv.identifier, "restart")
@@ -197,7 +198,7 @@ async def test_hanging_request_times_out_as_connection_error(
     srv = panel.add_server()
     panel.hang_next(count=10, path_contains="/resources")
     client = PterodactylAPI(
-        panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, timeout=0.2, max_retries=1, sleep=sleeps
+        panel.url, panel.client_key, panel.app_key, timeout=0.2, max_retries=1, sleep=sleeps
     )
     async with client:
         started = time.monotonic()
@@ -232,7 +233,7 @@ async def test_missing_accept_header_trap_is_caught(panel: FakePanel) -> None:
     url = f"{panel.url}/api/client"
     async with aiohttp.ClientSession() as session, session.get(url, headers=wrong) as resp:
         assert resp.status == 200 and "text/html" in resp.content_type  # the trap
-    client = PterodactylAPI(panel.url, "ptlc_wrongwrongwrong" + "x" * 29, DEFAULT_APP_KEY)
+    client = PterodactylAPI(panel.url, "ptlc_wrongwrongwrong" + "x" * 29, panel.app_key)
     async with client:
         with pytest.raises(PterodactylAuthError) as info:
             await client.get_resources("abcdef12")
@@ -264,12 +265,12 @@ async def test_redirect_is_an_error_not_followed() -> None:
 
 
 async def test_key_type_and_not_found_errors(panel: FakePanel) -> None:
-    swapped = PterodactylAPI(panel.url, DEFAULT_APP_KEY, DEFAULT_CLIENT_KEY)
+    swapped = PterodactylAPI(panel.url, panel.app_key, panel.client_key)
     async with swapped:
         with pytest.raises(PterodactylAuthError) as info:
             await swapped.list_servers()
         assert info.value.status == 403 and "application API key on an endpoint" in info.value.detail
-    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    client = PterodactylAPI(panel.url, panel.client_key, panel.app_key)
     async with client:
         with pytest.raises(ServerNotFoundError):
             await client.get_resources("deadbeef")
@@ -279,12 +280,12 @@ async def test_no_aiohttp_exception_escapes(panel: FakePanel) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = PterodactylAPI(f"http://127.0.0.1:{port}", DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, max_retries=0)
+    client = PterodactylAPI(f"http://127.0.0.1:{port}", panel.client_key, panel.app_key, max_retries=0)
     async with client:
         with pytest.raises(PterodactylConnectionError) as info:
             await client.list_servers()
     assert isinstance(info.value.__cause__, aiohttp.ClientError)
-    closed = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    closed = PterodactylAPI(panel.url, panel.client_key, panel.app_key)
     with pytest.raises(PterodactylError, match="not open"):
         await closed.get_resources("abcdef12")
 
@@ -303,13 +304,13 @@ async def test_every_request_goes_through_the_one_session_and_only_its_owner_clo
     trace = aiohttp.TraceConfig()
     trace.on_request_start.append(on_request_start)
     async with aiohttp.ClientSession(trace_configs=[trace]) as session:
-        client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, session=session)
+        client = PterodactylAPI(panel.url, panel.client_key, panel.app_key, session=session)
         await client.get_resources(srv.identifier)
         await client.list_servers()
         await client.close()  # not its session: left open for its owner
         assert sent == [f"/api/client/servers/{srv.identifier}/resources", "/api/client"]
         assert not session.closed
-    owned = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY)
+    owned = PterodactylAPI(panel.url, panel.client_key, panel.app_key)
     await owned.open()
     await owned.get_resources(srv.identifier)
     await owned.close()  # its own session: closed, so it cannot be used any more
@@ -320,7 +321,7 @@ async def test_every_request_goes_through_the_one_session_and_only_its_owner_clo
 async def test_requests_run_concurrently_under_the_bound(panel: FakePanel, sleeps: RecordingSleep) -> None:
     servers = panel.add_servers(40, state="running")
     panel.set_latency(0.05)
-    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, max_concurrency=8, sleep=sleeps)
+    client = PterodactylAPI(panel.url, panel.client_key, panel.app_key, max_concurrency=8, sleep=sleeps)
     async with client:
         results = await client.get_many_resources(s.identifier for s in servers)
     assert all(isinstance(r, ServerResources) for r in results.values())
@@ -340,7 +341,7 @@ async def test_get_many_returns_failures_in_place(panel: FakePanel, api: Pteroda
 async def test_no_key_appears_in_any_error_message(panel: FakePanel, sleeps: RecordingSleep) -> None:
     srv = panel.add_server()
     client = PterodactylAPI(
-        panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, timeout=0.2, max_retries=0, sleep=sleeps
+        panel.url, panel.client_key, panel.app_key, timeout=0.2, max_retries=0, sleep=sleeps
     )
     messages = []
     async with client:
@@ -350,7 +351,7 @@ async def test_no_key_appears_in_any_error_message(panel: FakePanel, sleeps: Rec
                 await client.get_resources(srv.identifier)
             messages.append(repr(info.value) + str(info.value) + repr(info.value.__cause__))
     text = "\n".join(messages)
-    assert DEFAULT_CLIENT_KEY not in text and DEFAULT_APP_KEY not in text
+    assert panel.client_key not in text and panel.app_key not in text
 
 
 async def test_a_cycle_of_budgeted_requests_earns_no_429(sleeps: RecordingSleep) -> None:
@@ -372,7 +373,7 @@ async def test_a_cycle_of_budgeted_requests_earns_no_429(sleeps: RecordingSleep)
 async def test_power_action_does_not_queue_behind_polling(panel: FakePanel, sleeps: RecordingSleep) -> None:
     servers = panel.add_servers(10, state="running")
     panel.set_latency(0.2)
-    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, max_concurrency=2, sleep=sleeps)
+    client = PterodactylAPI(panel.url, panel.client_key, panel.app_key, max_concurrency=2, sleep=sleeps)
     async with client:
         polling = asyncio.ensure_future(client.get_many_resources(s.identifier for s in servers))
         await panel.wait_for(lambda r: r.method == "GET")  # the poll is under way, 8 GETs still queued
@@ -391,7 +392,7 @@ async def raw_json(panel: FakePanel, path: str) -> str:
         aiohttp.ClientSession() as session,
         session.get(
             panel.url + path,
-            headers={"Authorization": f"Bearer {DEFAULT_CLIENT_KEY}", "Accept": "application/json"},
+            headers={"Authorization": f"Bearer {panel.client_key}", "Accept": "application/json"},
         ) as response,
     ):
         return await response.text()
@@ -463,7 +464,7 @@ async def test_a_long_retry_after_pauses_at_most_a_minute_and_power_fails_fast(
 async def test_interactive_requests_go_ahead_of_polling(panel: FakePanel, sleeps: RecordingSleep) -> None:
     servers = panel.add_servers(10, state="running")
     panel.set_latency(0.2)
-    client = PterodactylAPI(panel.url, DEFAULT_CLIENT_KEY, DEFAULT_APP_KEY, max_concurrency=2, sleep=sleeps)
+    client = PterodactylAPI(panel.url, panel.client_key, panel.app_key, max_concurrency=2, sleep=sleeps)
     async with client:
         polling = asyncio.ensure_future(client.get_many_resources(s.identifier for s in servers))
         await panel.wait_for(lambda r: r.method == "GET")  # the poll is under way, 8 GETs still queued
@@ -471,3 +472,45 @@ async def test_interactive_requests_go_ahead_of_polling(panel: FakePanel, sleeps
         await polling
     order = [r.path for r in sorted(panel.requests, key=lambda r: r.at)]
     assert order.index(f"/api/client/servers/{servers[-1].identifier}/resources") <= 4  # not after 10
+
+
+# -- which panel, and a node that is down (issue 12) ---------------------------------------------------
+
+
+async def test_the_client_tells_the_panels_apart(panel: FakePanel, api: PterodactylAPI, flavour: str) -> None:
+    panel.add_server()
+    detected, why = await api.detect_panel()
+    assert detected == flavour and api.flavour == flavour
+    assert why == (
+        "GET /up answered 200"
+        if flavour == "pelican"
+        else "GET /up answered 404, and its server listing has no Pelican field"
+    )
+
+
+async def test_a_node_that_is_down_is_named_as_such_on_both_panels(
+    panel: FakePanel, api: PterodactylAPI, flavour: str
+) -> None:
+    srv = panel.add_server(state="offline")
+    await api.detect_panel()
+    panel.set_node_down(srv.node_id, True)
+    if flavour == "pelican":
+        assert (await api.get_resources(srv.identifier)).current_state == "missing"  # a 200, not an error
+    else:
+        with pytest.raises(NodeUnreachableError):
+            await api.get_resources(srv.identifier)
+    with pytest.raises(NodeUnreachableError):  # Pterodactyl: 504 DaemonConnectionException; Pelican: 500
+        await api.send_power_action(srv.identifier, "start")
+    assert panel.count("POST") == 1  # never retried
+
+
+async def test_the_longest_identifiers_the_panels_use_work_end_to_end(sleeps: RecordingSleep) -> None:
+    async with FakePanel(identifier_format="prfx") as panel:
+        srv = panel.add_server(name="Long", state="running", cpu=7)
+        assert len(srv.identifier) > 8
+        async with PterodactylAPI(panel.url, panel.client_key, panel.app_key, sleep=sleeps) as api:
+            [listed] = await api.list_servers()
+            assert listed.identifier == srv.identifier
+            assert (await api.get_resources(srv.identifier)).cpu_absolute == 7
+            await api.send_power_action(srv.identifier, "restart")
+    assert panel.power_requests == [(srv.identifier, "restart")]

@@ -11,6 +11,7 @@ import pytest
 
 from ptero import ui
 from ptero.ui import CUSTOM_ID_TEMPLATE, ServerStatusView, make_custom_id, may_control
+from tests.fake_panel import FakePanel
 from tests.harness import World, answer, components, custom_ids, post_status, stored, world
 
 
@@ -336,3 +337,24 @@ async def test_an_answer_discord_does_not_take_gives_up_without_blocking(
         assert "is at" in await answer(address)
         assert click.response["type"] == 5  # deferred at once; the followup is the one that hangs
         assert asyncio.get_running_loop().time() - started < 10
+
+
+@pytest.mark.parametrize(
+    "identifier", ["1a2b3c4d", "serv_" + "a" * 26, "8f5c2b3e-1d4a-4c6b-9e7f-0a1b2c3d4e5f", "x" * 64]
+)
+def test_button_ids_fit_discords_100_characters_for_the_longest_identifiers(identifier: str) -> None:
+    for action in ("start", "stop", "restart", "address"):
+        custom_id = make_custom_id(action, identifier)  # type: ignore[arg-type]
+        assert len(custom_id) <= 100
+        match = CUSTOM_ID_TEMPLATE.fullmatch(custom_id)
+        assert match is not None and match["server"] == identifier
+
+
+async def test_a_server_with_a_long_identifier_gets_a_card_and_working_buttons(tmp_path: Path) -> None:
+    async with world(tmp_path, panel=FakePanel(identifier_format="prfx")) as w:
+        srv = w.panel.add_server(name="Long", state="offline")
+        message_id = await post_status(w, srv.identifier)
+        assert custom_ids(w.discord.messages[message_id])[0] == f"pterodisbot:start:{srv.identifier}"
+        click = await w.click(message_id, make_custom_id("start", srv.identifier), member=w.operator_id)
+        assert "Start sent to **Long**" in await answer(click)
+        assert w.panel.power_requests == [(srv.identifier, "start")]

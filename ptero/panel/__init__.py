@@ -4,6 +4,7 @@ from ptero.panel.budget import RequestBudget
 from ptero.panel.client import PterodactylAPI
 from ptero.panel.errors import (
     MalformedResponseError,
+    NodeUnreachableError,
     PanelServerError,
     PterodactylAPIError,
     PterodactylAuthError,
@@ -28,6 +29,7 @@ __all__ = [
     "POWER_SIGNALS",
     "Allocation",
     "MalformedResponseError",
+    "NodeUnreachableError",
     "PanelServer",
     "PanelServerError",
     "PowerSignal",

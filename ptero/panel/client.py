@@ -17,6 +17,7 @@ import aiohttp
 from ptero.panel.budget import BudgetExhausted, RequestBudget
 from ptero.panel.errors import (
     MalformedResponseError,
+    NodeUnreachableError,
     PanelServerError,
     PterodactylConnectionError,
     PterodactylError,
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ApiKind = Literal["client", "application"]
 Scope = Literal["mine", "all"]
+Flavour = Literal["pterodactyl", "pelican"]
 Lane = Literal["poll", "interactive", "power"]
 # How long a request may wait for the rate-limit budget: polling up to the longest pause, someone
 # waiting in Discord a few seconds (then "try again in N s"), never minutes.
@@ -98,6 +100,7 @@ class PterodactylAPI:
             "application": RequestBudget(application_limit, clock=clock),
         }
         self.rate_limited_count = 0  # 429s received, for logs and the benchmark
+        self.flavour: Flavour | None = None  # which panel, once detect_panel() has asked
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -141,6 +144,36 @@ class PterodactylAPI:
             if not items or page >= _total_pages(body):
                 break
         return servers
+
+    async def detect_panel(self) -> tuple[Flavour, str]:
+        """Which panel this is, and what told us (pelican.md, "Telling them apart"): Pelican answers
+        Laravel's health route GET /up, Pterodactyl 404; when /up cannot tell (a proxy in the way),
+        a field only Pelican's client listing has (limits.oom_killer) decides. Never the key prefix."""
+        status = await self._status_of("/up")
+        if status == 200:
+            self.flavour = "pelican"
+            return self.flavour, "GET /up answered 200"
+        body = await self._get("client", "/api/client", {"per_page": "1"}, lane="interactive")
+        items = self._list_data(body)
+        limits = items[0].get("limits") if items else None
+        if isinstance(limits, dict) and "oom_killer" in limits:
+            self.flavour = "pelican"
+            return self.flavour, "its server listing has Pelican's limits.oom_killer"
+        self.flavour = "pterodactyl"
+        why = f"GET /up answered {status}" if status else "GET /up did not answer"
+        return self.flavour, why + (", and its server listing has no Pelican field" if items else "")
+
+    async def _status_of(self, path: str) -> int | None:
+        """The HTTP status of an unauthenticated GET, or None when nothing answered."""
+        if self._session is None or self._session.closed:
+            raise PterodactylError("the API client is not open (call open() first)")
+        try:
+            async with self._session.get(
+                self.base_url + path, allow_redirects=False, timeout=self._timeout
+            ) as r:
+                return r.status
+        except (TimeoutError, aiohttp.ClientError):
+            return None
 
     async def server_exists(self, identifier: str, uuid: str | None = None) -> bool:
         """Whether the panel still has a server, whoever may see it (Application API). With its uuid
@@ -352,7 +385,10 @@ class PterodactylAPI:
                 wait = 1.0
             self.budgets[api].pause(wait)
             raise RateLimitedError(status, detail, code, retry_after=wait)
-        raise error_for_status(status)(status, detail, code)
+        error = error_for_status(status, code)
+        if self.flavour == "pelican" and method == "POST" and status == 500:
+            error = NodeUnreachableError  # Pelican renders a Wings connection failure as a bare 500
+        raise error(status, detail, code)
 
 
 def _segment(identifier: str) -> str:

@@ -51,7 +51,12 @@ class PanelServerError(PterodactylAPIError):
     """5xx: the panel or the node's daemon (wings) failed."""
 
 
-def error_for_status(status: int) -> type[PterodactylAPIError]:
+class NodeUnreachableError(PanelServerError):
+    """The panel answered, but could not reach the node (Wings) the server runs on: Pterodactyl's
+    DaemonConnectionException (502/504), or a 500 from Pelican's /power (pelican.md)."""
+
+
+def error_for_status(status: int, code: str | None = None) -> type[PterodactylAPIError]:
     if status in (401, 403):
         return PterodactylAuthError
     if status == 404:
@@ -59,7 +64,7 @@ def error_for_status(status: int) -> type[PterodactylAPIError]:
     if status == 409:
         return ServerConflictError
     if status >= 500:
-        return PanelServerError
+        return NodeUnreachableError if code == "DaemonConnectionException" else PanelServerError
     return PterodactylAPIError
 
 
