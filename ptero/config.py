@@ -48,6 +48,11 @@ class Settings:
     force_update_interval: float = 600.0
     cpu_change_threshold: float = 50.0
     log_level: str = "INFO"
+    live_updates: str = "auto"  # auto: Wings websocket where it works, polling elsewhere; off: polling
+    alert_channel_id: int | None = None  # down/up alerts go here (unset: no alerts)
+    alert_mention: str | None = None  # a role (name or id) mentioned in down alerts
+    alert_after: int = 60  # seconds a server must stay down before the alert
+    audit_channel_id: int | None = None  # the audit trail of power presses (unset: the log only)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -84,6 +89,36 @@ def snowflake(value: str) -> int:
     if not value.isdigit() or not SNOWFLAKE_MIN <= int(value) <= SNOWFLAKE_MAX:
         raise ValueError(f"must be a Discord server id: a number of 17 to 20 digits (got {value!r})")
     return int(value)
+
+
+def optional(convert: Converter) -> Converter:
+    """Unset (empty) means None; anything else must pass ``convert``."""
+
+    def maybe(value: str) -> Any:
+        return None if value == "" else convert(value)
+
+    return maybe
+
+
+def channel_id(value: str) -> int:
+    if not value.isdigit() or not SNOWFLAKE_MIN <= int(value) <= SNOWFLAKE_MAX:
+        raise ValueError(f"must be a Discord channel id: a number of 17 to 20 digits (got {value!r})")
+    return int(value)
+
+
+def whole_number(unit: str, *, minimum: int, maximum: int) -> Converter:
+    def convert(value: str) -> int:
+        if not value.isdigit() or not minimum <= int(value) <= maximum:
+            raise ValueError(f"must be a whole number of {unit} from {minimum} to {maximum} (got {value!r})")
+        return int(value)
+
+    return convert
+
+
+def role_name_or_id(value: str) -> str:
+    if value.startswith("@") or value.casefold() in ("everyone", "here"):
+        raise ValueError(f"must name one role (by name or id), never @everyone or @here (got {value!r})")
+    return value
 
 
 def role_list(value: str) -> tuple[str, ...]:
@@ -256,6 +291,18 @@ CONFIG_KEYS: tuple[ConfigKey, ...] = (
         number("percentage points", minimum=0, maximum=10000),
     ),
     ConfigKey("LOG_LEVEL", "Bot", "LogLevel", "log_level", "INFO", log_level),
+    ConfigKey("LIVE_UPDATES", "Bot", "LiveUpdates", "live_updates", "auto", choice("auto", "off")),
+    ConfigKey("ALERT_CHANNEL_ID", "Alerts", "ChannelID", "alert_channel_id", "", optional(channel_id)),
+    ConfigKey("ALERT_MENTION", "Alerts", "Mention", "alert_mention", "", optional(role_name_or_id)),
+    ConfigKey(
+        "ALERT_AFTER",
+        "Alerts",
+        "After",
+        "alert_after",
+        "60",
+        whole_number("seconds", minimum=0, maximum=86400),
+    ),
+    ConfigKey("AUDIT_CHANNEL_ID", "Audit", "ChannelID", "audit_channel_id", "", optional(channel_id)),
 )
 SECTIONS = tuple(dict.fromkeys(key.section for key in CONFIG_KEYS))
 

@@ -196,7 +196,8 @@ def test_example_file_parses_and_documents_every_key(tmp_path: Path) -> None:
     )
     for key in CONFIG_KEYS:
         assert f"{key.option} =" in example and f"[{key.env}]" in example
-        assert ("Required." in example) and (key.default is None or f"Default: {key.default}." in example)
+        documented = "Default: unset" if key.default == "" else f"Default: {key.default}."
+        assert ("Required." in example) and (key.default is None or documented in example)
 
 
 def test_mask_secret_shows_prefix_and_last_four_only() -> None:
@@ -407,3 +408,40 @@ def test_a_key_with_no_known_prefix_lists_the_prefixes_we_accept(tmp_path: Path)
     assert len(found) == 1 and "must start with one of ptlc_, plcn_, pacc_" in found[0]
     found = problems(dict(GOOD_ENV, PTERODACTYL_APPLICATION_API_KEY="abcd_" + "x" * 43), tmp_path)
     assert len(found) == 1 and "must start with one of ptla_, peli_, papp_" in found[0]
+
+
+# -- live updates, alerts and audit keys (issues 11 and 13) ------------------------------------------
+
+
+def test_alert_audit_and_live_keys_default_to_off_and_parse(tmp_path: Path) -> None:
+    settings = load(GOOD_ENV, tmp_path)
+    assert (settings.alert_channel_id, settings.alert_mention, settings.alert_after) == (None, None, 60)
+    assert settings.audit_channel_id is None and settings.live_updates == "auto"
+    ini = "[Alerts]\nChannelID = 123456789012345679\nMention = On Call\nAfter = 0\n[Audit]\nChannelID = 223456789012345679\n"
+    settings = load(dict(GOOD_ENV, LIVE_UPDATES="OFF"), tmp_path, ini)
+    assert (settings.alert_channel_id, settings.alert_mention, settings.alert_after) == (
+        123456789012345679,
+        "On Call",
+        0,
+    )
+    assert settings.audit_channel_id == 223456789012345679 and settings.live_updates == "off"
+
+
+def test_bad_alert_and_audit_values_are_all_reported_at_once(tmp_path: Path) -> None:
+    env = dict(
+        GOOD_ENV,
+        ALERT_CHANNEL_ID="general",
+        ALERT_MENTION="@everyone",
+        ALERT_AFTER="-5",
+        AUDIT_CHANNEL_ID="12",
+        LIVE_UPDATES="sometimes",
+    )
+    found = "\n".join(problems(env, tmp_path))
+    for fragment in (
+        "ALERT_CHANNEL_ID (env): must be a Discord channel id",
+        "ALERT_MENTION (env): must name one role (by name or id), never @everyone",
+        "ALERT_AFTER (env): must be a whole number of seconds from 0 to 86400",
+        "AUDIT_CHANNEL_ID (env): must be a Discord channel id",
+        "LIVE_UPDATES (env): must be one of auto, off",
+    ):
+        assert fragment in found, found

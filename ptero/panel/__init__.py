@@ -17,6 +17,7 @@ from ptero.panel.errors import (
 from ptero.panel.models import (
     BLOCKING_STATUSES,
     POWER_SIGNALS,
+    Account,
     Allocation,
     PanelServer,
     PowerSignal,
@@ -27,6 +28,7 @@ from ptero.panel.models import (
 __all__ = [
     "BLOCKING_STATUSES",
     "POWER_SIGNALS",
+    "Account",
     "Allocation",
     "MalformedResponseError",
     "NodeUnreachableError",

@@ -28,6 +28,7 @@ from ptero.panel.errors import (
 from ptero.panel.models import (
     IDENTIFIER,
     POWER_SIGNALS,
+    Account,
     Allocation,
     PanelServer,
     PowerSignal,
@@ -174,6 +175,20 @@ class PterodactylAPI:
                 return r.status
         except (TimeoutError, aiohttp.ClientError):
             return None
+
+    async def account(self) -> Account:
+        """Whose client key this is (a cheap check that it works)."""
+        body = await self._get("client", "/api/client/account", lane="interactive")
+        return self._parse(Account.from_api, self._item(body, "user"))
+
+    async def application_count(self, path: str) -> tuple[int, list[Mapping[str, Any]]]:
+        """How many items an Application API list has (its first page's items too), e.g.
+        ``/api/application/nodes``: a key without read permission on it raises PterodactylAuthError."""
+        body = await self._get("application", path, {"per_page": "100"}, lane="interactive")
+        items = self._list_data(body)
+        pagination = (body.get("meta") or {}).get("pagination") or {}
+        total = pagination.get("total") if isinstance(pagination, dict) else None
+        return (total if isinstance(total, int) and total >= 0 else len(items)), items
 
     async def server_exists(self, identifier: str, uuid: str | None = None) -> bool:
         """Whether the panel still has a server, whoever may see it (Application API). With its uuid

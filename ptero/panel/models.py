@@ -191,3 +191,18 @@ class ServerResources:
             network_tx_bytes=whole(usage.get("network_tx_bytes")),
             uptime_ms=whole(usage.get("uptime")),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The user a client key belongs to (GET /api/client/account)."""
+
+    id: int
+    username: str
+    admin: bool
+
+    @classmethod
+    def from_api(cls, attributes: Mapping[str, Any]) -> Self:
+        return cls(
+            whole(attributes.get("id")), str(attributes.get("username") or "?"), bool(attributes.get("admin"))
+        )
