@@ -350,6 +350,10 @@ def load_settings(environ: Mapping[str, str], config_path: Path | None = None) -
         file_values = _read_config_file(path, problems)
     elif explicit and path.is_dir():
         problems.append(f"CONFIG_FILE points to {path}, which is a directory, not a file")
+    elif path.is_dir():  # what Docker makes of a bind mount whose file does not exist on the host
+        problems.append(
+            f"{path} is a directory, not a file (Docker creates one when the file to mount does not exist)"
+        )
     elif explicit:
         problems.append(f"CONFIG_FILE points to {path}, which does not exist")
 

@@ -83,7 +83,7 @@ async def reply(interaction: discord.Interaction[Any], text: str, **extra: Any) 
             send = interaction.response.send_message(text, ephemeral=True, **extra)
         await asyncio.wait_for(send, REPLY_TIMEOUT)
     except (discord.HTTPException, TimeoutError) as exc:
-        log.warning("Could not answer an interaction: %s", exc or "Discord did not answer in time")
+        log.warning("Could not answer an interaction: %s", str(exc) or "Discord did not answer in time")
 
 
 # -- the card's buttons ---------------------------------------------------------------------------

@@ -374,6 +374,21 @@ async def test_refresh_and_the_update_cycle_never_interleave(tmp_path: Path) -> 
 # -- hardening (issue 10) ---------------------------------------------------------------------------
 
 
+async def test_a_restart_edits_no_card_whose_server_did_not_change(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        servers = w.panel.add_servers(20, state="running", cpu=20)
+        for srv in servers:
+            await post_status(w, srv.identifier)
+        edits = len(w.discord.calls_to(EDIT_ROUTE))
+        await w.restart_bot()
+        report = await w.bot.run_update_cycle()  # "first check since start-up" is no reason on its own
+        assert (report.checked, report.edited, report.failed, report.dropped) == (20, 0, 0, 0)
+        assert len(w.discord.calls_to(EDIT_ROUTE)) == edits
+        servers[3].state = "stopping"
+        w.clock.advance(10)
+        assert (await w.bot.run_update_cycle()).edited == 1  # the rules still work as before
+
+
 async def test_a_restart_with_many_cards_in_one_channel_edits_only_what_changed_at_discords_pace(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -336,6 +336,9 @@ def test_config_file_that_is_a_folder_says_so(tmp_path: Path) -> None:
     folder.mkdir()
     found = problems(dict(GOOD_ENV, CONFIG_FILE=str(folder)), tmp_path)
     assert len(found) == 1 and "is a directory, not a file" in found[0], found
+    (tmp_path / "config.ini").mkdir()  # docker run -v ./config.ini:/app/config.ini with no such file
+    found = problems(GOOD_ENV, tmp_path)
+    assert len(found) == 1 and "config.ini is a directory, not a file (Docker creates one" in found[0], found
 
 
 def test_lookalike_environment_variables_get_a_warning_naming_the_real_key() -> None:
@@ -417,7 +420,10 @@ def test_alert_audit_and_live_keys_default_to_off_and_parse(tmp_path: Path) -> N
     settings = load(GOOD_ENV, tmp_path)
     assert (settings.alert_channel_id, settings.alert_mention, settings.alert_after) == (None, None, 60)
     assert settings.audit_channel_id is None and settings.live_updates == "auto"
-    ini = "[Alerts]\nChannelID = 123456789012345679\nMention = On Call\nAfter = 0\n[Audit]\nChannelID = 223456789012345679\n"
+    ini = (
+        "[Alerts]\nChannelID = 123456789012345679\nMention = On Call\nAfter = 0\n"
+        "[Audit]\nChannelID = 223456789012345679\n"
+    )
     settings = load(dict(GOOD_ENV, LIVE_UPDATES="OFF"), tmp_path, ini)
     assert (settings.alert_channel_id, settings.alert_mention, settings.alert_after) == (
         123456789012345679,

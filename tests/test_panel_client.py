@@ -432,17 +432,20 @@ async def test_a_bad_listing_item_is_skipped_and_named_never_the_whole_listing(
     assert caplog.text.count("skipped") == 2
 
 
-@pytest.mark.parametrize("total_pages", ['"many"', "1000000000", "null", '"1e400"'])
+@pytest.mark.parametrize("total_pages", ['"many"', "1000000000", '"1e400"', "-3"])
 async def test_odd_total_pages_never_loop(panel: FakePanel, api: PterodactylAPI, total_pages: str) -> None:
     panel.add_servers(3)
     text = await raw_json(panel, "/api/client?per_page=100&page=1")
     assert '"total_pages":1' in text
+    claim = f'"total_pages":{total_pages}'
+    empty = await raw_json(panel, "/api/client?per_page=100&page=2")
+    panel.fail_next(200, path="/api/client", body=text.replace('"total_pages":1', claim))
     panel.fail_next(
-        200, path_contains="/api/client", body=text.replace('"total_pages":1', f'"total_pages":{total_pages}')
-    )
+        200, count=1000, path="/api/client", body=empty.replace('"total_pages":1', claim)
+    )  # every page
     assert len(await asyncio.wait_for(api.list_servers(), 10)) == 3
     later_pages = [r.query["page"] for r in panel.requests if r.query.get("page") not in (None, "1")]
-    assert later_pages in ([], ["2"])  # page 2 is empty (or never asked for): the end
+    assert later_pages in ([], ["2"], ["2", "2"])  # an empty page 2 is the end, whatever the claim
 
 
 async def test_a_long_retry_after_pauses_at_most_a_minute_and_power_fails_fast(
@@ -468,10 +471,12 @@ async def test_interactive_requests_go_ahead_of_polling(panel: FakePanel, sleeps
     async with client:
         polling = asyncio.ensure_future(client.get_many_resources(s.identifier for s in servers))
         await panel.wait_for(lambda r: r.method == "GET")  # the poll is under way, 8 GETs still queued
-        await client.get_resources(servers[-1].identifier, interactive=True)
+        await client.get_server(servers[-1].identifier)  # what a member's click waits for
+        await client.get_resources(servers[-2].identifier, interactive=True)
         await polling
     order = [r.path for r in sorted(panel.requests, key=lambda r: r.at)]
-    assert order.index(f"/api/client/servers/{servers[-1].identifier}/resources") <= 4  # not after 10
+    assert order.index(f"/api/client/servers/{servers[-1].identifier}") <= 4  # not after the 10 polls
+    assert order.index(f"/api/client/servers/{servers[-2].identifier}/resources") <= 5
 
 
 # -- which panel, and a node that is down (issue 12) ---------------------------------------------------

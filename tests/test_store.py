@@ -156,3 +156,26 @@ def test_what_a_card_showed_survives_a_restart_and_older_files_still_load(tmp_pa
     assert entry is not None and entry.shown == shown
     raw = json.loads(path.read_text())["old00001"]
     assert raw["channel_id"] == GOOD["channel_id"] and raw["shown"]["state"] == "running"
+
+
+def test_ids_that_are_not_whole_numbers_are_refused_not_read_as_1(tmp_path: Path) -> None:
+    path = tmp_path / "embed_locations.json"
+    entries = {
+        "good0001": GOOD,
+        "boolean1": {"channel_id": True, "message_id": "2"},
+        "floating": {"channel_id": 1.9, "message_id": "2"},
+    }
+    path.write_text(json.dumps(entries))
+    store = EmbedStore(path)
+    store.load()
+    assert [server_id for server_id, _ in store.items()] == ["good0001"]  # not two cards in "channel 1"
+
+
+def test_the_file_keeps_what_each_card_showed_through_a_load_and_a_save(tmp_path: Path) -> None:
+    path = tmp_path / "embed_locations.json"
+    shown = {"state": "running", "cpu": 12.5, "edited_at": 1764000000.0, "fingerprint": "f" * 64}
+    path.write_text(json.dumps({"good0001": {**GOOD, "shown": shown}, "good0002": GOOD}))
+    store = EmbedStore(path)
+    store.load()
+    store.set("good0002", EmbedLocation(5, 6))  # any save rewrites the whole file
+    assert json.loads(path.read_text())["good0001"] == {**GOOD, "shown": shown}
