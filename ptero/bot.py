@@ -147,7 +147,7 @@ class PterodactylBot(discord.Client):
         await self.api.close()
         if self._power_tasks:
             await asyncio.wait(self._power_tasks, timeout=3.0)
-        self.board.close()
+        await self.board.close()
         await super().close()
 
     @contextlib.asynccontextmanager

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 class ChannelPacer:
     """Keeps message edits in one channel under Discord's limit (about 5 per 5 s per channel).
 
-    A slot is reserved at once (no lock), at the earliest time the last ``burst`` edits allow; an
-    edit that would have to wait longer than its caller allows gets no slot and is simply done in a
-    later cycle. So 100 cards in one channel are worked through at Discord's pace, without queueing
-    behind discord.py's own rate-limit sleeps and timing out.
+    A slot is a send time: at most ``burst`` of them in any ``per`` seconds of one channel. Taking
+    one is synchronous (no lock), so concurrent edits never overshoot; an edit that gets no slot at
+    once is queued by the caller and waits for one, instead of queueing inside discord.py's own
+    rate-limit sleeps until it times out.
     """
 
     def __init__(
@@ -30,19 +30,34 @@ class ChannelPacer:
         self._clock, self._sleep = clock, sleep
         self._slots: dict[int, deque[float]] = {}
 
-    async def slot(self, channel_id: int, max_wait: float) -> bool:
-        """Wait for an edit slot in the channel; False (no slot taken) when it is further than max_wait."""
-        now = self._clock()
+    def _earliest(self, channel_id: int, now: float) -> float:
         slots = self._slots.setdefault(channel_id, deque())
         while slots and slots[0] <= now - self.per:
             slots.popleft()
-        at = now if len(slots) < self.burst else slots[-self.burst] + self.per
-        if at - now > max_wait:
-            return False
-        slots.append(at)
+        return now if len(slots) < self.burst else slots[-self.burst] + self.per
+
+    def try_take(self, channel_id: int) -> float | None:
+        """Take a slot now if there is one: its time (to give back with ``give_back``), else None."""
+        now = self._clock()
+        if self._earliest(channel_id, now) > now:
+            return None
+        self._slots[channel_id].append(now)
+        return now
+
+    async def take(self, channel_id: int) -> float:
+        """Take the earliest slot, waiting for it."""
+        now = self._clock()
+        at = self._earliest(channel_id, now)
+        self._slots[channel_id].append(at)
         if at > now:
             await self._sleep(at - now)
-        return True
+        return at
+
+    def give_back(self, channel_id: int, at: float) -> None:
+        """An edit that turned out unnecessary returns its slot."""
+        slots = self._slots.get(channel_id)
+        if slots is not None and at in slots:
+            slots.remove(at)
 
 
 @dataclass(slots=True)

@@ -170,6 +170,32 @@ class EmbedStore:
         self._entries = self._valid_entries(data)
         log.info("Loaded %d status message location(s) from %s", len(self._entries), self.path)
 
+    @staticmethod
+    def inspect(path: Path) -> tuple[dict[str, EmbedLocation], str | None, int]:
+        """Read the file as load() would, changing nothing (for ``--check``): the cards' locations by
+        server, the problem that would stop or empty a start (None when there is none), and how many
+        entries load() would drop. A missing file is no problem: there are no cards yet."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}, None, 0
+        except UnicodeDecodeError:
+            return {}, f"{path} is not text (not UTF-8)", 0
+        except OSError as exc:
+            return {}, f"{path} cannot be read ({exc.strerror or exc}); fix its owner or mode", 0
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            return {}, f"{path} is not valid JSON ({exc})", 0
+        if not isinstance(data, dict):
+            return {}, f"{path} is not valid: the top level is not an object", 0
+        cards: dict[str, EmbedLocation] = {}
+        for server_id, raw in data.items():
+            if IDENTIFIER.fullmatch(server_id) and not server_id.startswith("_"):
+                with contextlib.suppress(ValueError):
+                    cards[server_id] = _parse_entry(raw).location
+        return cards, None, len(data) - len(cards)
+
     def _valid_entries(self, data: Mapping[str, Any]) -> dict[str, CardEntry]:
         entries = {}
         for server_id, raw in data.items():

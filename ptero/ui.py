@@ -383,11 +383,13 @@ async def refresh_cards(interaction: Interaction, board: StatusBoard) -> None:
         return
     await interaction.response.defer(ephemeral=True, thinking=True)
     report = await board.poll(force=True)
-    await reply(
-        interaction,
+    text = (
         f"Refreshed {report.edited} status message(s). "
-        f"{report.dropped} were missing and are no longer tracked.",
+        f"{report.dropped} were missing and are no longer tracked."
     )
+    if report.deferred:
+        text += f" {report.deferred} more follow at Discord's pace (a few edits per channel every 5 s)."
+    await reply(interaction, text)
 
 
 # -- the board's way to Discord ---------------------------------------------------------------------

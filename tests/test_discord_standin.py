@@ -424,6 +424,57 @@ async def test_gateway_protocol() -> None:
             assert ws.close_code == 4005  # IDENTIFY twice
 
 
+async def test_guild_without_the_bot_and_guild_without_the_commands_scope() -> None:
+    async with DiscordStandin(token=TOKEN) as d, aiohttp.ClientSession() as s:
+        served = d.add_guild(name="Served")
+        absent = d.add_guild(name="Not invited", bot_member=False)
+        secret = d.add_channel(absent.id, name="elsewhere")
+        d.add_member(absent.id, username="carol")
+        no_commands = d.add_guild(name="Bot scope only", commands_scope=False)
+        auth = {"Authorization": f"Bot {TOKEN}"}
+        base = d.url + "/api/v10"
+        missing_access = {"message": "Missing Access", "code": 50001}
+        assert d.bot_in_guild(served.id) and not d.bot_in_guild(absent.id)
+        assert d.bot_permissions(secret.id) == 0
+        for path in (
+            f"/guilds/{absent.id}",
+            f"/guilds/{absent.id}/channels",
+            f"/guilds/{absent.id}/members/{d.bot_user.id}",
+            f"/channels/{secret.id}",
+            f"/applications/{d.application_id}/guilds/{no_commands.id}/commands",
+        ):
+            async with s.get(base + path, headers=auth) as r:
+                assert (r.status, await r.json()) == (403, missing_access), path
+        async with s.put(
+            f"{base}/applications/{d.application_id}/guilds/{no_commands.id}/commands", json=[], headers=auth
+        ) as r:
+            assert (r.status, await r.json()) == (403, missing_access)
+        async with s.get(f"{base}/guilds/{d.snowflake()}", headers=auth) as r:
+            assert (r.status, await r.json()) == (404, {"message": "Unknown Guild", "code": 10004})
+        for guild in (served, absent):  # applications.commands alone is enough for guild commands
+            async with s.get(
+                f"{base}/applications/{d.application_id}/guilds/{guild.id}/commands", headers=auth
+            ) as r:
+                assert (r.status, await r.json()) == (200, [])
+        async with s.get(f"{base}/guilds/{no_commands.id}", headers=auth) as r:
+            assert r.status == 200 and (await r.json())["name"] == "Bot scope only"
+        async with s.get(f"{base}/users/@me/guilds", headers=auth) as r:
+            assert [g["name"] for g in await r.json()] == ["Served", "Bot scope only"]
+
+        async with s.ws_connect(d.gateway_url + "?v=10&encoding=json&compress=zlib-stream") as ws:
+            gw = RawGateway(ws)
+            await gw.recv()
+            await gw.send(2, {"token": TOKEN, "intents": 1, "properties": {}})
+            ready = await gw.recv()
+            assert [g["id"] for g in ready["d"]["guilds"]] == [str(served.id), str(no_commands.id)]
+            created = [(await gw.recv())["d"]["name"] for _ in range(2)]
+            assert created == ["Served", "Bot scope only"]
+            d.add_channel(absent.id, name="unseen")
+            d.add_channel(served.id, name="seen")
+            assert (await gw.recv_dispatch("CHANNEL_CREATE"))["d"]["name"] == "seen"
+        assert d.internal_errors == []
+
+
 async def test_interaction_callback_rules() -> None:
     async with DiscordStandin(token=TOKEN) as d, aiohttp.ClientSession() as s:
         guild = d.add_guild(name="G")

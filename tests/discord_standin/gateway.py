@@ -140,6 +140,8 @@ class Gateway:
     ) -> list[asyncio.Future[float]]:
         """Send a DISPATCH to every live session it concerns; buffered for RESUME while disconnected."""
         targets = [session] if session is not None else self.live_sessions()
+        if session is None and guild_id in self.standin.guilds and not self.standin.bot_in_guild(guild_id):
+            targets = []  # events of a guild the bot is not in never reach it
         futures = []
         for sess in targets:
             if intent is not None and not sess.intents & intent:
@@ -335,7 +337,7 @@ class Gateway:
         self._send_dispatch(session, "READY", st._ready_payload(session))
         if intents & INTENT_GUILDS:
             for guild in list(st.guilds.values()):
-                if session.owns_guild(guild.id):
+                if session.owns_guild(guild.id) and st.bot_in_guild(guild.id):
                     self._send_dispatch(session, "GUILD_CREATE", st._guild_create_payload(guild, session))
         st.ready_count += 1
         st._changed()

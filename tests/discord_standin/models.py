@@ -210,6 +210,10 @@ class Guild:
     members: dict[int, Member] = field(default_factory=dict)
     joined_at: datetime.datetime = field(default_factory=utcnow)
     preferred_locale: str = "en-US"
+    commands_scope: bool = True  # applications.commands granted here (else the command routes: 403 50001)
+
+    def has_member(self, user_id: int) -> bool:
+        return user_id in self.members
 
     @property
     def everyone(self) -> Role:

@@ -423,7 +423,13 @@ class DiscordStandin:
         owner_id: int | None = None,
         everyone_permissions: int = P.DEFAULT_EVERYONE_PERMISSIONS,
         bot_permissions: int = P.DEFAULT_BOT_PERMISSIONS,
+        bot_member: bool = True,
+        commands_scope: bool = True,
     ) -> Guild:
+        """``bot_member=False``: a guild the bot was never invited to (no bot member or role; its
+        guild, member and channel routes answer 403 50001, the gateway never mentions it).
+        ``commands_scope=False``: invited without ``applications.commands`` (the guild command routes
+        answer 403 50001). As on Discord, the two are independent."""
         gid = guild_id or self.snowflake()
         if gid in self.guilds:
             raise ValueError(f"guild {gid} exists")
@@ -431,8 +437,23 @@ class DiscordStandin:
             owner = User(id=self.snowflake(), username=f"owner-{len(self.guilds) + 1}")
             self.users[owner.id] = owner
             owner_id = owner.id
-        guild = Guild(id=gid, name=name, owner_id=owner_id)
+        guild = Guild(id=gid, name=name, owner_id=owner_id, commands_scope=commands_scope)
         guild.roles[gid] = Role(id=gid, guild_id=gid, name="@everyone", permissions=everyone_permissions)
+        if bot_member:
+            self._add_bot_member(guild, bot_permissions)
+        if owner_id in self.users and owner_id != self.bot_user.id:
+            guild.members[owner_id] = Member(guild_id=gid, user=self.users[owner_id])
+        self.guilds[gid] = guild
+        if self._loop is not None and bot_member:
+            for sess in self.gateway.live_sessions():
+                if sess.intents & INTENT_GUILDS and sess.owns_guild(gid):
+                    self.gateway.dispatch(
+                        "GUILD_CREATE", self._guild_create_payload(guild, sess), session=sess
+                    )
+        return guild
+
+    def _add_bot_member(self, guild: Guild, bot_permissions: int) -> None:
+        gid = guild.id
         bot_role = Role(
             id=self.snowflake(),
             guild_id=gid,
@@ -444,16 +465,11 @@ class DiscordStandin:
         )
         guild.roles[bot_role.id] = bot_role
         guild.members[self.bot_user.id] = Member(guild_id=gid, user=self.bot_user, roles=[bot_role.id])
-        if owner_id in self.users and owner_id != self.bot_user.id:
-            guild.members[owner_id] = Member(guild_id=gid, user=self.users[owner_id])
-        self.guilds[gid] = guild
-        if self._loop is not None:
-            for sess in self.gateway.live_sessions():
-                if sess.intents & INTENT_GUILDS and sess.owns_guild(gid):
-                    self.gateway.dispatch(
-                        "GUILD_CREATE", self._guild_create_payload(guild, sess), session=sess
-                    )
-        return guild
+
+    def bot_in_guild(self, guild_id: int | None) -> bool:
+        """Whether the bot is a member of that guild (False for an unknown one)."""
+        guild = self.guilds.get(guild_id) if guild_id is not None else None
+        return guild is not None and guild.has_member(self.bot_user.id)
 
     def bot_role(self, guild_id: int) -> Role:
         guild = self.guilds[guild_id]
@@ -777,6 +793,8 @@ class DiscordStandin:
         if channel.guild_id is None:
             return P.ALL_PERMISSIONS & ~P.ADMINISTRATOR
         guild = self.guilds[channel.guild_id]
+        if not guild.has_member(self.bot_user.id):
+            return 0  # not a member: it sees nothing there
         return self._member_permissions(guild, guild.members[self.bot_user.id], channel)
 
     def _user(self, user_id: int) -> User:
@@ -829,7 +847,12 @@ class DiscordStandin:
                         f"user {user_id} is not a member of guild {guild_id}; add_member() first"
                     )
                 member_perms = self._member_permissions(guild, member, channel)
-                app_perms = self._member_permissions(guild, guild.members[self.bot_user.id], channel)
+                bot = guild.members.get(self.bot_user.id)
+                app_perms = (
+                    self._member_permissions(guild, bot, channel)
+                    if bot is not None
+                    else P.perms("embed_links", "attach_files", "mention_everyone", "use_external_emojis")
+                )
                 mdata = member.payload()
                 payload["authorizing_integration_owners"] = {"0": str(guild_id)}
             else:
@@ -1239,7 +1262,11 @@ class DiscordStandin:
         data: dict[str, Any] = {
             "v": 10,
             "user": self._user_payload_me(),
-            "guilds": [{"id": str(g), "unavailable": True} for g in self.guilds if session.owns_guild(g)],
+            "guilds": [
+                {"id": str(g), "unavailable": True}
+                for g in self.guilds
+                if session.owns_guild(g) and self.bot_in_guild(g)
+            ],
             "session_id": session.id,
             "session_type": "normal",
             "resume_gateway_url": self.gateway_url,
@@ -1760,6 +1787,8 @@ class DiscordStandin:
             guild = None
         if guild is None:
             raise E.unknown("guild")
+        if not guild.has_member(self.bot_user.id):
+            raise E.missing_access()  # Discord's answer for a guild the bot is not in
         return guild
 
     def _channel_message(self, channel: Channel, message_id: Any) -> Message:
@@ -2035,6 +2064,8 @@ class DiscordStandin:
     def _h_get_my_guilds(self, call: Call) -> Any:
         out = []
         for guild in self.guilds.values():
+            if not guild.has_member(self.bot_user.id):
+                continue
             perms = self._member_permissions(guild, guild.members[self.bot_user.id], None)
             out.append(
                 {
@@ -2124,7 +2155,7 @@ class DiscordStandin:
             gid = int(guild_id)
         except ValueError:
             raise E.unknown("guild") from None
-        if gid not in self.guilds:
+        if gid not in self.guilds or not self.guilds[gid].commands_scope:
             raise E.missing_access()
         return gid
 

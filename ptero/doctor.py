@@ -1,0 +1,740 @@
+"""``python pterodisbot.py --check``: a read-only setup doctor that says what to fix before going live.
+
+``CHECKS`` is the list of checks, in the order their lines print. Each is a small async function of
+the ``Doctor`` (the settings, an open panel client, Discord's HTTP client and what earlier checks
+learned) that returns one ``Line`` or several. Checks run concurrently; a check waits only for the
+checks it ``needs`` and is skipped when one of them did not pass. Every request has REQUEST_TIMEOUT,
+every check its own ``timeout``, the whole run OVERALL_TIMEOUT. Nothing is posted, synced or powered:
+the panel and Discord are only read, and nothing is written but the log, as a normal start does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import discord
+from discord.http import HTTPClient
+
+from ptero.bot import PANEL_NAMES
+from ptero.config import Settings, mask_secret
+from ptero.panel import Account, PanelServer, PterodactylAPI, RequestBudget
+from ptero.panel.errors import (
+    MalformedResponseError,
+    PterodactylAPIError,
+    PterodactylAuthError,
+    PterodactylConnectionError,
+    PterodactylError,
+    RateLimitedError,
+    ServerNotFoundError,
+)
+from ptero.rules import stretched_interval
+from ptero.runtime import check_writable, setup_logging
+from ptero.store import EmbedLocation, EmbedStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REQUEST_TIMEOUT = 5.0  # one request to the panel or to Discord
+STEP_TIMEOUT = 2 * REQUEST_TIMEOUT + 1  # one check: at most two requests one after the other
+OVERALL_TIMEOUT = 25.0  # all checks; with start-up and shutdown the command stays under 30 s
+NOT_LEARNED = 10**9  # a budget's limit until the panel's X-RateLimit-Limit header replaces it
+STORE_PATH = Path("embed") / "embed_locations.json"
+NEEDED = {  # what the bot needs in each channel it posts in, by the names Discord's UI shows
+    "View Channel": discord.Permissions(view_channel=True).value,
+    "Send Messages": discord.Permissions(send_messages=True).value,
+    "Embed Links": discord.Permissions(embed_links=True).value,
+    "Attach Files": discord.Permissions(attach_files=True).value,
+    "Read Message History": discord.Permissions(read_message_history=True).value,
+}
+INVITE = "https://discord.com/oauth2/authorize?client_id={}&scope=bot+applications.commands&permissions={}"
+THREAD_TYPES = (10, 11, 12)
+
+Mark = Literal["ok", "warn", "fail", "skip"]
+MARKS: dict[Mark, str] = {"ok": "✓", "warn": "!", "fail": "✗", "skip": "-"}
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One printed line: what was checked and found, and for a warning or failure what to do."""
+
+    mark: Mark
+    text: str
+    fix: str = ""
+    title: str = ""  # empty: the check's title
+
+    def render(self, title: str) -> str:
+        line = f"{MARKS[self.mark]} {self.title or title}: {self.text}"
+        return f"{line} → {self.fix}" if self.fix else line
+
+
+def ok(text: str, *, title: str = "") -> Line:
+    return Line("ok", text, title=title)
+
+
+def warn(text: str, fix: str, *, title: str = "") -> Line:
+    return Line("warn", text, fix, title)
+
+
+def fail(text: str, fix: str, *, title: str = "") -> Line:
+    return Line("fail", text, fix, title)
+
+
+def skip(text: str, *, title: str = "") -> Line:
+    return Line("skip", text, title=title)
+
+
+class Unanswered(Exception):
+    """A request got no answer within REQUEST_TIMEOUT (the message names it)."""
+
+
+async def within(step: Awaitable[T], what: str, seconds: float = REQUEST_TIMEOUT) -> T:
+    """Await one network step with its own timeout (Discord's HTTP client has none)."""
+    try:
+        async with asyncio.timeout(seconds):
+            return await step
+    except TimeoutError:
+        raise Unanswered(f"{what} did not answer within {seconds:g} s") from None
+
+
+@dataclass
+class Doctor:
+    """What every check may use, and what earlier checks learned for later ones."""
+
+    settings: Settings
+    api: PterodactylAPI  # open; short timeout, no retries
+    discord: HTTPClient  # logged in by the token check
+    config_warnings: Sequence[str]
+    cards: dict[str, EmbedLocation]  # from embed_locations.json, read without changing it
+    store_problem: str | None
+    dropped_cards: int
+    client_servers: list[PanelServer] | None = None  # what the bot lists (SERVER_SCOPE)
+    client_refusal: PterodactylAuthError | None = None
+    account: Account | None = None
+    app_servers: int | None = None
+    nodes: list[Mapping[str, Any]] = field(default_factory=list)  # the first page, Application API
+    bot_id: int = 0
+    application_id: int = 0
+    guild_name: str = ""
+    role_permissions: dict[int, int] = field(default_factory=dict)  # role id -> permission bits
+    bot_roles: list[int] = field(default_factory=list)
+    bot_is_owner: bool = False
+
+    @property
+    def invite(self) -> str:
+        return INVITE.format(self.application_id, sum(NEEDED.values()))
+
+
+CheckFn = Callable[[Doctor], Awaitable[Line | Sequence[Line]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    key: str  # what later checks name in ``needs``
+    title: str
+    run: CheckFn
+    needs: tuple[str, ...] = ()  # run only after these passed (warnings count as passed)
+    waits_on: str = "the panel"  # named when the check times out
+    timeout: float = STEP_TIMEOUT
+
+
+# -- the panel ------------------------------------------------------------------------------------
+
+
+def network_problem(exc: BaseException | None, url: str) -> tuple[str, str]:
+    """What a failed connection to ``url`` means, and the likely fix."""
+    parts = urlsplit(url)
+    where = f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    if isinstance(exc, TimeoutError):
+        return (
+            f"{where} did not answer within {REQUEST_TIMEOUT:g} s",
+            "check that it runs and that no firewall drops the traffic",
+        )
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return (
+            f"its TLS certificate was refused ({exc.certificate_error})",
+            "renew the certificate, or use the host name it was issued for",
+        )
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return (
+            "the TLS handshake failed",
+            "use http:// if that port does not speak https, or fix the proxy's TLS",
+        )
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return (
+            f"the host name {parts.hostname} does not resolve (DNS)",
+            "check the spelling, and that this machine's DNS knows the name",
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ConnectionRefusedError):
+        return (
+            f"nothing listens on {where} (connection refused)",
+            "check the port and that the web server runs; inside Docker, 127.0.0.1 is the container "
+            "itself: use the host's address",
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return (
+            f"cannot connect to {where} ({exc.os_error.strerror or exc.os_error})",
+            "check the address and the network",
+        )
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return f"{where} closed the connection without answering", "check http:// against https://"
+    return f"cannot reach {where} ({type(exc).__name__})", "check the address and the network"
+
+
+async def check_panel_url(doc: Doctor) -> Line:
+    url = doc.settings.panel_url
+    try:
+        doc.client_servers = await doc.api.list_servers(
+            scope="all" if doc.settings.server_scope == "all" else "mine"
+        )
+    except PterodactylAuthError as exc:  # JSON and a refusal: the URL is right, the key is not
+        doc.client_refusal = exc
+        return ok(f"{url} answers as a panel API (JSON from /api/client; it refused the client key)")
+    except MalformedResponseError as exc:
+        if "redirected" in str(exc):
+            fix = "use the address the browser ends on (https://, no path) as PTERODACTYL_URL"
+        else:
+            fix = (
+                "PTERODACTYL_URL must be the panel's own address (like https://panel.example.com, "
+                "no /api or other path), with no login page or proxy page in front of /api"
+            )
+        return fail(f"{url} answers, but not as the panel's API: {exc}", fix)
+    except ServerNotFoundError:
+        return fail(
+            f"{url} has no panel API: GET /api/client answered 404",
+            "PTERODACTYL_URL must be the panel's own address, without /api or any other path",
+        )
+    except PterodactylConnectionError as exc:
+        problem, fix = network_problem(exc.__cause__, url)
+        return fail(f"cannot reach {url}: {problem}", fix)
+    return ok(f"{url} answers as a panel API (JSON from /api/client)")
+
+
+CLIENT_KEY_FIX = (
+    "log in to the panel as the user the bot acts as, create a key (Account → API Credentials) "
+    "and set PTERODACTYL_CLIENT_API_KEY"
+)
+
+
+async def check_client_key(doc: Doctor) -> Line:
+    key = mask_secret(doc.settings.client_api_key)
+    try:
+        if doc.client_refusal is not None:
+            raise doc.client_refusal
+        doc.account = account = await doc.api.account()
+    except PterodactylAuthError as exc:
+        if exc.status == 401:
+            why = "it was revoked or mistyped, or it belongs to another panel"
+        else:
+            why = "an application key in the client slot, or a user who may not use the API"
+        return fail(f"the panel refused {key} ({exc.status}: {exc.detail}): {why}", CLIENT_KEY_FIX)
+    admin = "a root admin" if account.admin else "not an admin"
+    return ok(f"{key} belongs to the panel user {account.username} ({admin})")
+
+
+async def check_app_key(doc: Doctor) -> Line:
+    key = mask_secret(doc.settings.application_api_key)
+    reads = {"Servers": "/api/application/servers", "Nodes": "/api/application/nodes"}
+    answers = await asyncio.gather(
+        *(doc.api.application_count(p) for p in reads.values()), return_exceptions=True
+    )
+    for answer in answers:
+        if isinstance(answer, BaseException) and not isinstance(answer, PterodactylAuthError):
+            raise answer  # run_checks explains a connection problem
+    refused = {name: a for name, a in zip(reads, answers, strict=True) if isinstance(a, PterodactylAuthError)}
+    servers, nodes = answers
+    allocations = "no node yet to read allocations of"
+    if not isinstance(nodes, BaseException):
+        doc.nodes = nodes[1]
+        node_id = nodes[1][0].get("id") if nodes[1] else None
+        if isinstance(node_id, int):
+            try:
+                await doc.api.application_count(f"/api/application/nodes/{node_id}/allocations")
+                allocations = "their allocations"
+            except PterodactylAuthError as exc:
+                refused["Allocations"] = exc
+    if refused and all(exc.status == 401 for exc in refused.values()):
+        return fail(
+            f"the panel refused {key} (401): it was revoked or mistyped",
+            "create an application key (Admin → Application API) with Read on Servers, Nodes and "
+            "Allocations, and set PTERODACTYL_APPLICATION_API_KEY",
+        )
+    if refused:
+        names = " and ".join(refused)
+        return fail(
+            f"{key} may not read {names} (the panel answered 403)",
+            f"create an application key with Read on Servers, Nodes and Allocations (the missing one: "
+            f"{names}) and set PTERODACTYL_APPLICATION_API_KEY",
+        )
+    assert not isinstance(servers, BaseException) and not isinstance(nodes, BaseException)
+    doc.app_servers = servers[0]
+    return ok(f"{key} reads {servers[0]} server(s), {nodes[0]} node(s) and {allocations}")
+
+
+async def check_servers(doc: Doctor) -> Sequence[Line]:
+    assert doc.client_servers is not None and doc.account is not None and doc.app_servers is not None
+    user, seen, total = doc.account.username, len(doc.client_servers), doc.app_servers
+    if doc.settings.server_scope == "all" and not doc.account.admin:
+        return [
+            fail(
+                f"SERVER_SCOPE=all lists every server only for a root admin's client key; {user} is "
+                f"not an admin, so the bot sees none of the {total} server(s)",
+                f"use a root admin's client key, or SERVER_SCOPE=mine for the servers {user} owns or shares",
+            )
+        ]
+    if total == 0:
+        lines = [warn("the panel has no servers yet", "create one; /server_status offers it then")]
+    elif seen < total:
+        lines = [
+            warn(
+                f"{user} sees {seen} of the {total} server(s) the application key lists: the other "
+                f"{total - seen} will not be offered in /server_status (their cards and power buttons "
+                "would fail)",
+                "fine if the bot should show only those. Only if it should show every server: a root "
+                "admin's client key with SERVER_SCOPE=all",
+            )
+        ]
+    else:
+        lines = [ok(f"{user} sees all {total} server(s) the application key lists")]
+    visible = {server.identifier for server in doc.client_servers}
+    lost = [server_id for server_id in doc.cards if server_id not in visible]
+    if lost:
+        lines.append(
+            warn(
+                f"{len(lost)} card(s) in {STORE_PATH} are for servers {user} cannot see "
+                f"({', '.join(sorted(lost)[:5])}): they will show as inaccessible (or go, if the server "
+                "was deleted)",
+                "give the user access to those servers, or delete those cards",
+                title="Existing cards",
+            )
+        )
+    return lines
+
+
+def cards_on_time(per_window: int, interval: float) -> int:
+    """How many cards are polled every ``interval`` s before the budget makes polling stretch."""
+    cards = 0
+    while (
+        cards < per_window
+        and stretched_interval(cards + 1, interval, per_window, RequestBudget.WINDOW) <= interval
+    ):
+        cards += 1
+    return cards
+
+
+async def check_limits(doc: Doctor) -> Line:
+    client, application = doc.api.budgets["client"], doc.api.budgets["application"]
+    if client.limit == NOT_LEARNED:
+        learned = "the panel sent no X-RateLimit-Limit header; the bot assumes 720 client requests a minute"
+        client = RequestBudget(720)
+    else:
+        also = f" and {application.limit} application" if application.limit != NOT_LEARNED else ""
+        learned = f"the panel allows {client.limit} client{also} requests a minute (X-RateLimit-Limit)"
+    interval, cards = doc.settings.update_interval, len(doc.cards)
+    fit = cards_on_time(client.polling_per_minute, interval)
+    text = (
+        f"{learned}; at UPDATE_INTERVAL={interval:g} s up to {fit} cards are polled on time ({cards} today)"
+    )
+    if cards > fit:
+        every = stretched_interval(cards, interval, client.polling_per_minute, client.WINDOW)
+        return warn(
+            f"{text}: polling stretches to every {every:.1f} s",
+            "fine as is; to poll on time, raise the panel's APP_API_CLIENT_RATELIMIT",
+        )
+    return ok(text)
+
+
+async def check_panel_type(doc: Doctor) -> Line:
+    flavour, why = await doc.api.detect_panel()
+    return ok(f"{PANEL_NAMES[flavour]} ({why}); the API does not show its version")
+
+
+# -- Discord --------------------------------------------------------------------------------------
+
+
+async def check_token(doc: Doctor) -> Line:
+    try:
+        user = await within(doc.discord.static_login(doc.settings.discord_token), "Discord (GET /users/@me)")
+    except discord.LoginFailure:
+        return fail(
+            "Discord rejected DISCORD_TOKEN (401 Unauthorized)",
+            "reset the token in the Developer Portal (your application → Bot → Reset Token) and set "
+            "DISCORD_TOKEN to the new one",
+        )
+    app = await within(doc.discord.application_info(), "Discord (GET /oauth2/applications/@me)")
+    doc.bot_id, doc.application_id = int(user["id"]), int(app["id"])
+    return ok(f"valid: the bot is {user['username']} (id {user['id']}), application {app['id']}")
+
+
+async def check_guild(doc: Doctor) -> Line:
+    guild_id = doc.settings.allowed_guild_id
+    try:
+        guild = await within(doc.discord.get_guild(guild_id, with_counts=False), "Discord (GET /guilds)")
+        member = await within(doc.discord.get_member(guild_id, doc.bot_id), "Discord (GET /guilds/members)")
+    except discord.NotFound as exc:
+        if exc.code == 10004:  # Unknown Guild: no server has this id
+            return fail(
+                f"Discord knows no server with the id {guild_id} (ALLOWED_GUILD_ID; 404 Unknown Guild)",
+                "copy the id again (Developer Mode on, right-click the server → Copy Server ID); then "
+                f"invite the bot with {doc.invite}",
+            )
+        return fail(
+            f"the bot is not a member of the server {guild_id} (404 {exc.text})",
+            f"invite it with {doc.invite}",
+        )
+    except discord.Forbidden as exc:  # 50001 Missing Access: a server the bot is not in
+        return fail(
+            f"the bot is not a member of the server {guild_id} (ALLOWED_GUILD_ID; 403 {exc.text})",
+            f"invite it with {doc.invite} (or fix ALLOWED_GUILD_ID)",
+        )
+    doc.guild_name = guild["name"]
+    doc.role_permissions = {int(role["id"]): int(role["permissions"]) for role in guild["roles"]}
+    doc.bot_roles = [int(role) for role in member["roles"]]
+    doc.bot_is_owner = int(guild["owner_id"]) == doc.bot_id
+    return ok(f"the bot is a member of {doc.guild_name} ({guild_id})")
+
+
+async def check_commands(doc: Doctor) -> Line:
+    guild_id = doc.settings.allowed_guild_id
+    try:  # read only: the bot registers them itself when it starts
+        commands = await within(
+            doc.discord.get_guild_commands(doc.application_id, guild_id), "Discord (GET guild commands)"
+        )
+    except discord.Forbidden as exc:
+        return fail(
+            f"Discord refused to list the bot's commands in {doc.guild_name} (403 {exc.text}): the "
+            "bot was invited without the applications.commands scope",
+            f"re-invite it with {doc.invite} (it stays in the server; nothing is lost)",
+        )
+    names = ", ".join(sorted("/" + command["name"] for command in commands))
+    return ok(f"the bot may manage its commands in {doc.guild_name} ({names or 'none registered yet'})")
+
+
+def channel_permissions(doc: Doctor, channel: Mapping[str, Any]) -> int:
+    """The bot's permissions in a channel, computed the way Discord does: its roles (the
+    @everyone role's id is the server's) with the administrator shortcut, then the channel's
+    overwrites for @everyone, for its roles together, for the bot itself. Discord's implicit rules
+    (no View Channel: nothing; no Send Messages: no embeds or files) are left out on purpose: the
+    admin must fix what is missing here, not what follows from it."""
+    everything = discord.Permissions.all().value
+    base = doc.role_permissions.get(doc.settings.allowed_guild_id, 0)
+    for role in doc.bot_roles:
+        base |= doc.role_permissions.get(role, 0)
+    if doc.bot_is_owner or base & discord.Permissions(administrator=True).value:
+        return everything
+    overwrites = {
+        int(o["id"]): (int(o["type"]), int(o["allow"]), int(o["deny"]))
+        for o in channel.get("permission_overwrites") or []
+    }
+    _, allow, deny = overwrites.get(doc.settings.allowed_guild_id, (0, 0, 0))
+    perms = (base & ~deny) | allow
+    allow = deny = 0
+    for role in doc.bot_roles:
+        kind, role_allow, role_deny = overwrites.get(role, (1, 0, 0))
+        if kind == 0:
+            allow, deny = allow | role_allow, deny | role_deny
+    perms = (perms & ~deny) | allow
+    kind, allow, deny = overwrites.get(doc.bot_id, (0, 0, 0))
+    return (perms & ~deny) | allow if kind == 1 else perms
+
+
+def posting_channels(doc: Doctor) -> dict[int, list[str]]:
+    """Every channel the bot posts in, with why: its cards, the alert and the audit channels."""
+    cards: dict[int, int] = {}
+    for location in doc.cards.values():
+        cards[location.channel_id] = cards.get(location.channel_id, 0) + 1
+    uses = {channel_id: [f"{count} card(s)"] for channel_id, count in cards.items()}
+    configured = {
+        "ALERT_CHANNEL_ID": doc.settings.alert_channel_id,
+        "AUDIT_CHANNEL_ID": doc.settings.audit_channel_id,
+    }
+    for name, configured_id in configured.items():
+        if configured_id is not None:
+            uses.setdefault(configured_id, []).append(name)
+    return uses
+
+
+async def check_channels(doc: Doctor) -> Sequence[Line]:
+    uses = posting_channels(doc)
+    if not uses:
+        return [
+            skip(f"nothing to check yet: no card in {STORE_PATH}, no ALERT_CHANNEL_ID or AUDIT_CHANNEL_ID")
+        ]
+    guild_id = doc.settings.allowed_guild_id
+    listed = await within(doc.discord.get_all_guild_channels(guild_id), "Discord (GET /guilds/channels)")
+    channels: dict[int, Mapping[str, Any]] = {int(c["id"]): c for c in listed}
+    lines = []
+    for channel_id, why in uses.items():
+        title = f"Channel {channel_id} ({', '.join(why)})"
+        channel = channels.get(channel_id)
+        if channel is None:
+            lines.append(await unlisted_channel(doc, channel_id, why, title))
+            continue
+        title = f"Channel #{channel.get('name', channel_id)} ({', '.join(why)})"
+        perms = channel_permissions(doc, channel)
+        missing = [name for name, bit in NEEDED.items() if not perms & bit]
+        if missing:
+            lines.append(
+                fail(
+                    f"the bot lacks {', '.join(missing)}",
+                    f"in that channel's settings → Permissions, allow {', '.join(missing)} for the bot "
+                    "(or its role)",
+                    title=title,
+                )
+            )
+        else:
+            lines.append(ok(f"the bot has {', '.join(NEEDED)}", title=title))
+    return lines
+
+
+async def unlisted_channel(doc: Doctor, channel_id: int, why: Collection[str], title: str) -> Line:
+    """A channel the bot posts in that is not among the server's channels: gone, elsewhere, a thread."""
+    configured = [name for name in why if name.endswith("_ID")]
+    try:
+        channel: Mapping[str, Any] = await within(
+            doc.discord.get_channel(channel_id), "Discord (GET /channels)"
+        )
+    except (discord.NotFound, discord.Forbidden) as exc:
+        found = f"no channel of {doc.guild_name} ({exc.status} {exc.text})"
+        if configured:
+            return fail(
+                found, f"set {' and '.join(configured)} to a channel of {doc.guild_name}", title=title
+            )
+        return warn(f"{found}: its cards are gone", "post them again with /server_status", title=title)
+    if int(channel.get("guild_id") or 0) != doc.settings.allowed_guild_id:
+        return fail(
+            f"#{channel.get('name')} is in another server, not ALLOWED_GUILD_ID",
+            "use a channel of the served server",
+            title=title,
+        )
+    if channel["type"] in THREAD_TYPES:
+        return warn(
+            f"#{channel.get('name')} is a thread: its permissions are not checked",
+            "make sure the bot may post there",
+            title=title,
+        )
+    return warn(
+        f"#{channel.get('name')} is not listed among the server's channels", "check it by hand", title=title
+    )
+
+
+# -- local files ----------------------------------------------------------------------------------
+
+
+async def check_local(doc: Doctor) -> Sequence[Line]:
+    problems = check_writable(Path("embed"), Path("logs"))  # what a normal start creates and tests too
+    if problems:
+        uid = os.getuid()
+        folders = fail(
+            "; ".join(problems),
+            f"let uid {uid} write there (e.g. chown -R {uid} embed logs)",
+            title="Folders",
+        )
+    else:
+        folders = ok("embed/ and logs/ are writable", title="Folders")
+    cards = len(doc.cards)
+    if doc.store_problem:
+        store = fail(
+            f"{doc.store_problem}; left as it is",
+            "fix or restore the file; a normal start would refuse an unreadable one, or move a "
+            "damaged one aside and begin with no cards",
+            title="Card locations",
+        )
+    elif doc.dropped_cards:
+        store = warn(
+            f"{STORE_PATH} holds {cards} card(s); {doc.dropped_cards} entry(ies) cannot be read",
+            "a normal start drops them: post those cards again with /server_status",
+            title="Card locations",
+        )
+    elif not STORE_PATH.exists():
+        store = ok(f"no cards yet ({STORE_PATH} does not exist)", title="Card locations")
+    else:
+        store = ok(f"{STORE_PATH} holds {cards} card(s)", title="Card locations")
+    return [folders, store]
+
+
+async def check_configuration(doc: Doctor) -> Sequence[Line]:
+    s = doc.settings
+    if doc.config_warnings:
+        return [warn(w, "rename or remove that variable") for w in doc.config_warnings]
+    return [ok(f"valid (SERVER_SCOPE={s.server_scope}, UPDATE_INTERVAL={s.update_interval:g} s)")]
+
+
+CHECKS: list[Check] = [
+    Check("configuration", "Configuration", check_configuration, waits_on="nothing"),
+    Check("panel_url", "Panel address", check_panel_url),  # 1
+    Check("client_key", "Client API key", check_client_key, needs=("panel_url",)),  # 2
+    Check("app_key", "Application API key", check_app_key, needs=("panel_url",)),  # 3
+    Check("servers", "Servers", check_servers, needs=("client_key", "app_key")),  # 4
+    Check("limits", "Request limits", check_limits, needs=("client_key",)),  # 5
+    Check("panel_type", "Panel type", check_panel_type, needs=("client_key",)),  # 6
+    # 7, live updates, goes here.
+    Check("token", "Discord token", check_token, waits_on="Discord"),  # 8
+    Check("guild", "Discord server", check_guild, needs=("token",), waits_on="Discord"),  # 9
+    Check("commands", "Slash commands", check_commands, needs=("guild",), waits_on="Discord"),  # 10
+    Check("channels", "Channels", check_channels, needs=("guild",), waits_on="Discord"),  # 11
+    Check("local", "Local files", check_local, waits_on="the disk"),  # 12
+]
+
+
+# -- running them ---------------------------------------------------------------------------------
+
+
+def unexpected(doc: Doctor, check: Check, exc: Exception) -> Line:
+    """A failure the check did not explain itself: the network, an odd answer, a bug."""
+    if isinstance(exc, Unanswered):
+        return fail(str(exc), f"check that {check.waits_on} runs and is reachable from here")
+    if isinstance(exc, PterodactylConnectionError):
+        problem, fix = network_problem(exc.__cause__, doc.settings.panel_url)
+        return fail(f"cannot reach the panel: {problem}", fix)
+    if isinstance(exc, RateLimitedError):
+        return fail(
+            f"{exc}", "the panel is rate limiting this user (is the bot running?); try again in a minute"
+        )
+    if isinstance(exc, PterodactylAPIError | PterodactylError):
+        return fail(f"{exc}", "check the panel's own log")
+    if isinstance(exc, discord.HTTPException):
+        return fail(
+            f"Discord answered {exc.status} {exc.text}", "see https://discordstatus.com, then try again"
+        )
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        problem, fix = network_problem(exc, discord.http.Route.BASE)
+        return fail(f"cannot reach Discord: {problem}", fix)
+    log.exception("The %s check failed", check.key)
+    return fail(f"the check itself failed ({type(exc).__name__}: {exc})", "please report this as a bug")
+
+
+def passed(lines: Sequence[Line]) -> bool:
+    return all(line.mark in ("ok", "warn") for line in lines)
+
+
+async def run_checks(
+    doc: Doctor,
+    checks: Sequence[Check] = CHECKS,
+    overall: float = OVERALL_TIMEOUT,
+    emit: Callable[[Check, list[Line]], None] = lambda check, lines: None,
+) -> list[Line]:
+    """Run every check as soon as what it needs is done; ``emit`` each one's lines in list order."""
+    by_key = {check.key: check for check in checks}
+    tasks: dict[str, asyncio.Task[list[Line]]] = {}
+
+    async def run(check: Check) -> list[Line]:
+        needed = [tasks[key] for key in check.needs]
+        if needed:
+            await asyncio.wait(needed)  # not `await task`: being cancelled must not cancel them
+        for key in check.needs:
+            if not passed(tasks[key].result()):
+                return [skip(f"skipped: {by_key[key].title} did not pass")]
+        try:
+            async with asyncio.timeout(check.timeout):
+                found = await check.run(doc)
+        except TimeoutError:
+            return [
+                fail(
+                    f"no answer from {check.waits_on} within {check.timeout:g} s",
+                    "check that it is reachable",
+                )
+            ]
+        except Exception as exc:
+            return [unexpected(doc, check, exc)]
+        return [found] if isinstance(found, Line) else list(found)
+
+    for check in checks:
+        tasks[check.key] = asyncio.create_task(run(check), name=f"check-{check.key}")
+    deadline = asyncio.get_running_loop().time() + overall
+    report: list[Line] = []
+    for check in checks:
+        task = tasks[check.key]
+        await asyncio.wait([task], timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+        if task.done():
+            lines = task.result()
+        elif any(not tasks[key].done() for key in check.needs):
+            lines = [skip("skipped: what it needs did not finish in time")]
+        else:
+            lines = [
+                fail(f"still waiting for {check.waits_on} after {overall:g} s", "check that it is reachable")
+            ]
+        emit(check, lines)
+        report += lines
+    pending = [task for task in tasks.values() if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=2)
+    return report
+
+
+async def diagnose(
+    settings: Settings,
+    config_warnings: Sequence[str],
+    emit: Callable[[Check, list[Line]], None],
+    checks: Sequence[Check] = CHECKS,
+) -> list[Line]:
+    cards, problem, dropped = EmbedStore.inspect(STORE_PATH)  # never load(): it moves a damaged file
+    api = PterodactylAPI(
+        settings.panel_url,
+        settings.client_api_key,
+        settings.application_api_key,
+        timeout=REQUEST_TIMEOUT,
+        max_retries=0,
+        client_limit=NOT_LEARNED,
+        application_limit=NOT_LEARNED,
+    )
+    http = HTTPClient(asyncio.get_running_loop())
+    doc = Doctor(settings, api, http, config_warnings, cards, problem, dropped)
+    try:
+        await api.open()
+        return await run_checks(doc, checks, OVERALL_TIMEOUT, emit)
+    finally:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await api.close()
+                await http.close()
+
+
+def check_setup(settings: Settings, config_warnings: Sequence[str]) -> int:
+    """``--check``: print one line per check on stdout; 0 when none failed, else 1."""
+    setup_logging(settings)  # the log (stderr and logs/) keeps library warnings, redacted
+    out = sys.stdout
+    if isinstance(out, io.TextIOWrapper):
+        out.reconfigure(errors="replace")  # a terminal without UTF-8 still gets every line
+
+    def say(text: str) -> None:
+        for secret in settings.secrets:  # the last line of defence, as in the log
+            text = text.replace(secret, "[redacted]")
+        print(text, file=out, flush=True)
+
+    def emit(check: Check, lines: list[Line]) -> None:
+        for line in lines:
+            say(line.render(check.title))
+
+    say(
+        f"Checking the setup (read-only) for the panel {settings.panel_url} and the Discord server "
+        f"{settings.allowed_guild_id}:"
+    )
+    report = asyncio.run(diagnose(settings, config_warnings, emit))
+    counts = {mark: sum(1 for line in report if line.mark == mark) for mark in MARKS}
+    if counts["fail"]:
+        say(f"{counts['fail']} check(s) failed: fix the ✗ lines above, then run --check again.")
+    elif counts["warn"]:
+        say(f"No check failed; {counts['warn']} warning(s): see the ! lines above.")
+    else:
+        say("Every check passed.")
+    log.info(
+        "Setup check: %d passed, %d warning(s), %d failed, %d skipped",
+        counts["ok"],
+        counts["warn"],
+        counts["fail"],
+        counts["skip"],
+    )
+    return 1 if counts["fail"] else 0
