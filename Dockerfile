@@ -3,6 +3,7 @@
 # Build:  docker build -t pterodisbot .
 # Run:    docker run -d --name pterodisbot --env-file pterodisbot.env \
 #           -v pterodisbot-embed:/app/embed -v pterodisbot-logs:/app/logs pterodisbot
+# Check:  docker run --rm --env-file pterodisbot.env -v pterodisbot-embed:/app/embed pterodisbot --check
 # Configuration comes from environment variables (see docker-compose.yml) or from a config.ini
 # mounted at /app/config.ini (or anywhere, with CONFIG_FILE pointing to it).
 FROM python:3.12-slim
@@ -45,4 +46,7 @@ VOLUME ["/app/embed", "/app/logs"]
 HEALTHCHECK --interval=30s --timeout=15s --start-period=120s --retries=3 \
     CMD ["python", "pterodisbot.py", "--healthcheck"]
 
-CMD ["python", "pterodisbot.py"]
+# Arguments after the image name go to pterodisbot.py: none runs the bot, `--check` checks the setup
+# read-only and says what to fix, `--help` lists the modes.
+ENTRYPOINT ["python", "pterodisbot.py"]
+CMD []

@@ -1,6 +1,7 @@
 """Pterodisbot: live Pterodactyl game-server status and power buttons in Discord.
 
-Run ``python pterodisbot.py`` (``--healthcheck`` for Docker's HEALTHCHECK). This file is the entry
+Run ``python pterodisbot.py`` to start the bot, ``--check`` to check the setup read-only and print
+what to fix, ``--healthcheck`` for Docker's HEALTHCHECK (``--help`` lists them). This file is the entry
 point; the work lives in the ``ptero`` package, one room per concern. Data flows one way:
 
     panel --HTTP--> ptero.panel --> ptero.board ------> ptero.cards --> ptero.ui --> Discord
@@ -183,10 +184,27 @@ async def _serve(settings: Settings) -> None:
     await run_bot(PterodactylBot(settings), settings.discord_token)  # built inside the event loop
 
 
+USAGE = """usage: python pterodisbot.py [--check | --healthcheck | --help]
+
+  (nothing)      run the bot (configuration: environment variables over config.ini)
+  --check        check the setup read-only (panel, keys, Discord, channels, files) and say
+                 what to fix; exit 0: nothing failed, 1: a check failed, 2: invalid configuration
+  --healthcheck  exit 0 while update cycles run (Docker's HEALTHCHECK)
+  --help         show this help"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args in (["--help"], ["-h"]):
+        print(USAGE)
+        return 0
     if args == ["--healthcheck"]:
         return healthcheck()
+    if args not in ([], ["--check"]):
+        # An argument that is not an option could be a pasted token: never echo it.
+        shown = " ".join(a if a.startswith("-") and len(a) <= 40 else mask_secret(a) for a in args)
+        print(f"pterodisbot: unknown argument(s): {shown}\n{USAGE}", file=sys.stderr)
+        return 2
     warnings = config_warnings(os.environ)  # a typo in a variable's name would otherwise go unnoticed
     try:
         settings = load_settings(os.environ)
@@ -195,6 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"Warning: {warning}", file=sys.stderr)
         print(exc.render(), file=sys.stderr)
         return 2
+    if args == ["--check"]:
+        from ptero.doctor import check_setup  # only this mode needs it
+
+        return check_setup(settings, warnings)
     unwritable = check_writable(Path("embed"))
     if unwritable:
         print(ConfigValidationError(unwritable).render(), file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +34,7 @@ from ptero.records import (
 from ptero.rules import UNREACHABLE_AFTER_FAILURES, TrackedState, display_state, failure_kind, update_reason
 from ptero.runtime import release_free_memory
 from ptero.store import CardEntry, EmbedLocation, EmbedStore, ShownState
+from ptero.wings import LiveSource
 from server_metrics_graphs import ServerMetricsGraphs, ServerMetricsManager
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ class StatusBoard:
         )
         self.records: dict[str, ServerRecord] = {}
         self.listed_at = float("-inf")
+        self.live: LiveSource | None = None  # the Wings sockets, when live updates are on
+        self._live_edits: dict[str, asyncio.Task[None]] = {}
         self._cycle_lock = asyncio.Lock()
         # matplotlib off the event loop, in one dedicated thread: every extra rendering thread
         # keeps its own font caches and memory arenas (measured: 9 pool threads cost ~30 MB).
@@ -102,6 +106,10 @@ class StatusBoard:
                 card.fingerprint = entry.shown.fingerprint
 
     async def close(self) -> None:
+        if self.live is not None:
+            await self.live.close()
+        for task in self._live_edits.values():
+            task.cancel()
         await self.editor.close()
         self.store.flush()
         self._graphs.shutdown(wait=False, cancel_futures=True)
@@ -260,10 +268,13 @@ class StatusBoard:
                 for record in [r for r in self.records.values() if r.card is not None and not r.listed]:
                     await self._unlisted(record)
             tracked = self.tracked()
+            visible = [r.server for r in tracked if r.server is not None and not r.inaccessible]
+            if self.live is not None:
+                self.live.track(visible)
             polled = [
-                r.server_id
-                for r in tracked
-                if r.server and not r.inaccessible and not r.server.blocking_status
+                s.identifier
+                for s in visible
+                if not s.blocking_status and not (self.live is not None and self.live.is_live(s.identifier))
             ]
             results = await self.api.get_many_resources(polled)
             outcomes = await self._edit_all(tracked, results, force)
@@ -377,6 +388,54 @@ class StatusBoard:
             )
         elif state not in ("running", "starting", "stopping", *UNREACHABLE):
             self.metrics.remove_server(record.server_id)
+
+    # -- what the Wings sockets report -----------------------------------------------------------
+    def on_live_state(self, server_id: str, state: str) -> None:
+        """A state pushed by Wings: the card follows at once (the rules otherwise as ever)."""
+        record = self.records.get(server_id)
+        if record is None:
+            return
+        old = record.resources
+        if old is None:
+            old = ServerResources(state, False, 0.0, 0, 0, 0, 0, 0)
+        elif state == "offline":  # what Wings does when the process stops (ResourceUsage.Reset); disk stays
+            old = ServerResources(state, old.is_suspended, 0.0, 0, old.disk_bytes, 0, 0, 0)
+        record.observe(dataclasses.replace(old, current_state=state), self.clock())
+        self._follow_live(record)
+
+    def on_live_stats(self, server_id: str, resources: ServerResources) -> None:
+        """Stats pushed by Wings (about once a second): kept for the next cycle's rules and graph."""
+        record = self.records.get(server_id)
+        if record is not None:
+            record.observe(resources, self.clock())
+            self._follow_live(record)
+
+    def _follow_live(self, record: ServerRecord) -> None:
+        """Edit the card now when what it shows is no longer the server's state."""
+        card = record.card
+        if card is None or card.shown is None:
+            return
+        state, _cpu, _stale = self.current(record)
+        if state == card.shown.state:
+            return
+        record.power = None  # the effect of a power action shows: allow new clicks
+        task = self._live_edits.get(record.server_id)
+        if task is None or task.done():
+            self._live_edits[record.server_id] = asyncio.get_running_loop().create_task(
+                self._live_edit(record)
+            )
+
+    async def _live_edit(self, record: ServerRecord) -> None:
+        """Edit until the card shows the latest state (a state that changes again mid-edit wins)."""
+        try:
+            while record.card is not None and record.card.shown is not None:
+                if self.current(record)[0] == record.card.shown.state:
+                    return
+                outcome = await self.refresh_card(record, reason="state changed")
+                if outcome != "edited" and outcome != "unchanged":
+                    return  # queued for its channel, backing off, or gone: nothing more to do here
+        except Exception:
+            log.exception("Editing the card of %s after a live update failed", record.server_id)
 
     # -- cards ------------------------------------------------------------------------------------
     async def compose(self, record: ServerRecord) -> Card:

@@ -23,6 +23,7 @@ from ptero.records import CycleReport
 from ptero.rules import stretched_interval
 from ptero.runtime import UpdateLoop, write_heartbeat
 from ptero.store import EmbedStore
+from ptero.wings import LiveSource, LiveTimings
 from server_metrics_graphs import ServerMetricsManager
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class PterodactylBot(discord.Client):
         edit_timeout: float = 15.0,
         pacer: ChannelPacer | None = None,
         run_updates: bool = True,  # False: the caller (a test) runs the cycles itself
+        live_timings: LiveTimings | None = None,
     ) -> None:
         # This bot never joins voice: skip discord.py's start-up warnings about voice libraries.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
@@ -91,6 +93,7 @@ class PterodactylBot(discord.Client):
         self.heartbeat_path = heartbeat_path
         self.updates = UpdateLoop(self._cycle, settings.update_interval)
         self.run_updates = run_updates
+        self.live_timings = live_timings
         self.stopping = False  # close() has begun
         self.tree = GuildCommandTree(self)
         self._power_tasks: set[asyncio.Task[Any]] = set()
@@ -109,6 +112,14 @@ class PterodactylBot(discord.Client):
         await self.api.open()
         await self._detect_panel()
         self.board.load()
+        if self.settings.live_updates == "auto":
+            self.board.live = LiveSource(
+                self.api,
+                self.settings.panel_url,
+                on_state=self.board.on_live_state,
+                on_stats=self.board.on_live_stats,
+                timings=self.live_timings,
+            )
         self.add_dynamic_items(ui.ServerButton)
         guild = discord.Object(id=self.settings.allowed_guild_id)
         try:
@@ -142,6 +153,8 @@ class PterodactylBot(discord.Client):
     async def close(self) -> None:
         self.stopping = True
         await self.updates.stop()
+        if self.board.live is not None:
+            await self.board.live.close()  # before the session the sockets run on
         if self._power_tasks:  # let power actions in flight finish, or answer them, before closing
             await asyncio.wait(self._power_tasks, timeout=2.0)
         await self.api.close()

@@ -173,22 +173,23 @@ class EmbedStore:
     @staticmethod
     def inspect(path: Path) -> tuple[dict[str, EmbedLocation], str | None, int]:
         """Read the file as load() would, changing nothing (for ``--check``): the cards' locations by
-        server, the problem that would stop or empty a start (None when there is none), and how many
-        entries load() would drop. A missing file is no problem: there are no cards yet."""
+        server, what is wrong with the file and what a start would do about it (None when nothing),
+        and how many entries load() would drop. A missing file is fine: there are no cards yet."""
+        moved = "a normal start would move it aside and begin with no cards"
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}, None, 0
         except UnicodeDecodeError:
-            return {}, f"{path} is not text (not UTF-8)", 0
+            return {}, f"{path} is not text (not UTF-8): {moved}", 0
         except OSError as exc:
-            return {}, f"{path} cannot be read ({exc.strerror or exc}); fix its owner or mode", 0
+            return {}, f"{path} cannot be read ({exc.strerror or exc}): a normal start would stop here", 0
         try:
             data = json.loads(text)
         except ValueError as exc:
-            return {}, f"{path} is not valid JSON ({exc})", 0
+            return {}, f"{path} is not valid JSON ({exc}): {moved}", 0
         if not isinstance(data, dict):
-            return {}, f"{path} is not valid: the top level is not an object", 0
+            return {}, f"{path} is not valid (the top level is not an object): {moved}", 0
         cards: dict[str, EmbedLocation] = {}
         for server_id, raw in data.items():
             if IDENTIFIER.fullmatch(server_id) and not server_id.startswith("_"):

@@ -3,9 +3,11 @@ clock and the one PNG reader every test uses."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -74,3 +76,42 @@ async def api(panel: FakePanel, sleeps: RecordingSleep) -> AsyncIterator[Pteroda
     client = PterodactylAPI(panel.url, panel.client_key, panel.app_key, timeout=2.0, sleep=sleeps)
     async with client:
         yield client
+
+
+class LogWaiter(logging.Handler):
+    """Wakes a test when a log line containing some text is written (no polling, no sleeps)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+        self._changed.set()
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    async def wait_for(self, fragment: str, timeout: float = 5.0) -> str:
+        async with asyncio.timeout(timeout):
+            while True:
+                found = next((line for line in self.lines if fragment in line), None)
+                if found is not None:
+                    return found
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@pytest.fixture
+def log_waiter() -> Iterator[LogWaiter]:
+    waiter = LogWaiter()
+    root = logging.getLogger("ptero")
+    previous = root.level
+    root.addHandler(waiter)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield waiter
+    finally:
+        root.removeHandler(waiter)
+        root.setLevel(previous)

@@ -214,6 +214,7 @@ class E2E(GuildMembers):
             "PTERODACTYL_CLIENT_API_KEY": self.panel.client_key,
             "PTERODACTYL_APPLICATION_API_KEY": self.panel.app_key,
             "UPDATE_INTERVAL": "1",
+            "LIVE_UPDATES": "off",  # polling, unless a test asks for live updates
             "LOG_LEVEL": log_level,
             **self.discord.bot_env(guild_ready_timeout=0.2),
         }

@@ -244,6 +244,7 @@ class WingsSocket:
         """unsafeSendJson: no token check."""
         self.wings.events_sent[event] += 1
         self._queue.put_nowait(frame(event, args))
+        self.wings._notify()  # so that wait_until sees events_sent change
 
     def send(self, event: str, args: list[str] | tuple[str, ...] = ()) -> None:
         """SendJson: re-validates the token first; a failure replaces the event by ``jwt error``."""
@@ -423,6 +424,9 @@ class FakeWings:
             self._pending_sock = None
         for sock in self._all_sockets():  # the daemon is gone: its connections die without a close frame
             sock.abort_now()
+        if self._runner is not None and self._runner.server is not None:
+            for conn in self._runner.server.connections:  # kept-alive HTTP connections die too
+                conn.force_close()
 
     def _bind(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

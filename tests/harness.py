@@ -26,6 +26,7 @@ from ptero.config import Settings
 from ptero.pacing import ChannelPacer
 from ptero.panel import PterodactylAPI
 from ptero.store import EmbedStore
+from ptero.wings import LiveTimings
 from tests.conftest import ManualClock
 from tests.discord_standin import DiscordStandin
 from tests.fake_panel import FakePanel
@@ -96,6 +97,7 @@ class World(GuildMembers):
     api_timeout: float = 2.0
     runner: asyncio.Task[None] | None = None
     pacer: ChannelPacer | None = None
+    live_timings: LiveTimings | None = None
 
     def wall_clock(self) -> float:
         """Unix time that moves with the test's clock (what the store keeps across restarts)."""
@@ -121,6 +123,7 @@ class World(GuildMembers):
             heartbeat_path=self.store_path.parent.parent / "heartbeat.json",
             pacer=self.pacer,
             run_updates=False,  # the test drives update cycles itself
+            live_timings=self.live_timings,
         )
         ready_before = self.discord.ready_count
         await self.bot.login(TOKEN)
@@ -179,6 +182,8 @@ async def world(
     rate_limits: dict[str, tuple[int, float]] | None = None,
     flavour: str = "pterodactyl",
     resource_cache: float = 0.0,
+    live: bool = False,
+    live_timings: LiveTimings | None = None,
 ) -> AsyncIterator[World]:
     clock = ManualClock()
     # The panel's 20 s resource cache (when asked for) runs on the bot's clock, so tests can step it.
@@ -207,6 +212,7 @@ async def world(
             client_api_key=panel.client_key,
             application_api_key=panel.app_key,
             update_interval=update_interval,
+            live_updates="auto" if live else "off",
         )
         store_path = tmp_path / "embed" / "embed_locations.json"
         saved = point_discord_py_at(stand_in.url)
@@ -228,6 +234,7 @@ async def world(
             settings=settings,
             api_timeout=api_timeout,
             pacer=pacer,
+            live_timings=live_timings,
         )
         try:
             await w.start_bot()

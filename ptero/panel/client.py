@@ -176,6 +176,32 @@ class PterodactylAPI:
         except (TimeoutError, aiohttp.ClientError):
             return None
 
+    async def websocket_credentials(self, identifier: str) -> tuple[str, str]:
+        """(token, socket URL) for a server's Wings websocket. The answer has no envelope:
+        ``{"data": {"token": ..., "socket": ...}}`` (wings-websocket.md, section 1)."""
+        body = await self._get("client", f"/api/client/servers/{_segment(identifier)}/websocket")
+        data = body.get("data") if isinstance(body, dict) else None
+        token, socket = (data.get("token"), data.get("socket")) if isinstance(data, dict) else (None, None)
+        if (
+            not isinstance(token, str)
+            or not isinstance(socket, str)
+            or not socket.startswith(("ws://", "wss://"))
+        ):
+            raise MalformedResponseError("the panel's websocket answer has no token or socket URL")
+        return token, socket
+
+    async def ws_connect(
+        self, url: str, *, origin: str, heartbeat: float, connect_within: float
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open a websocket on the one session (the Wings socket). aiohttp's errors are the caller's to
+        sort: for a socket they mean different things (see ptero.wings)."""
+        if self._session is None or self._session.closed:
+            raise PterodactylError("the API client is not open (call open() first)")
+        connecting = self._session.ws_connect(
+            url, origin=origin, heartbeat=heartbeat, max_msg_size=256 * 1024
+        )
+        return await asyncio.wait_for(connecting, connect_within)
+
     async def account(self) -> Account:
         """Whose client key this is (a cheap check that it works)."""
         body = await self._get("client", "/api/client/account", lane="interactive")
