@@ -27,6 +27,7 @@ import aiohttp
 import discord
 from discord.http import HTTPClient
 
+from ptero import wings
 from ptero.bot import PANEL_NAMES
 from ptero.config import Settings, mask_secret
 from ptero.panel import Account, PanelServer, PterodactylAPI, RequestBudget
@@ -503,6 +504,34 @@ async def check_configuration(doc: Doctor) -> Sequence[Line]:
     return [ok(f"valid (SERVER_SCOPE={s.server_scope}, UPDATE_INTERVAL={s.update_interval:g} s)")]
 
 
+async def check_live_updates(doc: Doctor) -> Sequence[Line]:
+    """7. For one server per node: can the Wings websocket be opened and authenticated from here?"""
+    if doc.settings.live_updates == "off":
+        return [skip("LIVE_UPDATES=off: every card is polled")]
+    assert doc.client_servers is not None  # guaranteed by needs=("client_key",)
+    one_per_node: dict[str, PanelServer] = {}
+    for server in doc.client_servers:  # the first listed server of each node, nodes by name
+        if not server.blocking_status:
+            one_per_node.setdefault(server.node, server)
+    one_per_node = dict(sorted(one_per_node.items()))
+    if not one_per_node:
+        return [skip("no server to try a socket on")]
+    answers = await asyncio.gather(
+        *(
+            wings.probe(doc.api, s, doc.settings.panel_url, within=REQUEST_TIMEOUT)
+            for s in one_per_node.values()
+        )
+    )
+    lines = []
+    for (node, server), (works, why) in zip(one_per_node.items(), answers, strict=True):
+        title = f"Live updates, node {node}"
+        if works:
+            lines.append(ok(f"{why} ({server.name})", title=title))
+        else:
+            lines.append(warn(f"{why} ({server.name})", "until then its servers are polled", title=title))
+    return lines
+
+
 CHECKS: list[Check] = [
     Check("configuration", "Configuration", check_configuration, waits_on="nothing"),
     Check("panel_url", "Panel address", check_panel_url),  # 1
@@ -511,7 +540,14 @@ CHECKS: list[Check] = [
     Check("servers", "Servers", check_servers, needs=("client_key", "app_key")),  # 4
     Check("limits", "Request limits", check_limits, needs=("client_key",), after=("app_key",)),  # 5
     Check("panel_type", "Panel type", check_panel_type, needs=("client_key",)),  # 6
-    # 7, live updates, goes here.
+    Check(
+        "live_updates",
+        "Live updates",
+        check_live_updates,
+        needs=("client_key",),
+        waits_on="Wings",
+        timeout=REQUEST_TIMEOUT + 1,
+    ),  # 7
     Check("token", "Discord token", check_token, waits_on="Discord"),  # 8
     Check("guild", "Discord server", check_guild, needs=("token",), waits_on="Discord"),  # 9
     Check("commands", "Slash commands", check_commands, needs=("guild",), waits_on="Discord"),  # 10

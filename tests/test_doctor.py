@@ -104,7 +104,7 @@ def closed_port() -> int:
 
 @pytest.fixture
 async def world(tmp_path: Path, flavour: str) -> Any:
-    async with e2e_world(tmp_path, flavour=flavour) as w:
+    async with e2e_world(tmp_path, flavour=flavour, wings=True) as w:
         first, _ = w.panel.add_servers(2)
         write_cards(w, {first.identifier: w.channel_id})
         yield w
@@ -116,7 +116,9 @@ async def world(tmp_path: Path, flavour: str) -> Any:
 async def test_a_correct_setup_passes_every_check_and_changes_nothing(world: E2E, flavour: str) -> None:
     w = world
     stored = w.store_path.read_text(encoding="utf-8")
-    run = await run_check(w, ALERT_CHANNEL_ID=str(w.other_channel_id), AUDIT_CHANNEL_ID=str(w.channel_id))
+    run = await run_check(
+        w, ALERT_CHANNEL_ID=str(w.other_channel_id), AUDIT_CHANNEL_ID=str(w.channel_id), LIVE_UPDATES="auto"
+    )
     assert run.code == 0, run.out
     key, app_key = (f"{k[:5]}…{k[-4:]}" for k in (w.panel.client_key, w.panel.app_key))
     limits, fit, panel = {
@@ -138,6 +140,7 @@ async def test_a_correct_setup_passes_every_check_and_changes_nothing(world: E2E
         f"✓ Request limits: the panel allows {limits} requests a minute (X-RateLimit-Limit); at "
         f"UPDATE_INTERVAL=10 s up to {fit} cards are polled on time (1 today)",
         f"✓ Panel type: {panel}; the API does not show its version",
+        "✓ Live updates, node Node 1: the websocket opened and authenticated (Server 001)",
         f"✓ Discord token: valid: the bot is {bot.username} (id {bot.id}), application {app_id}",
         f"✓ Discord server: the bot is a member of Game Night ({w.guild_id})",
         "✓ Slash commands: the bot may manage its commands in Game Night (none registered yet)",
@@ -480,3 +483,20 @@ def test_the_store_is_inspected_without_changing_it(tmp_path: Path) -> None:
         0,
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [".embed_locations-x.tmp", "embed_locations.json"]
+
+
+async def test_live_updates_are_checked_per_node_and_a_refusing_node_is_a_warning(world: E2E) -> None:
+    w = world
+    w.panel.add_server(name="Far", node_id=2, node_name="Node 2")
+    await w.panel.start_wings(2)
+    w.panel.wings[2].set_mode("origin")
+    run = await run_check(w, LIVE_UPDATES="auto")
+    lines = [line for line in run.out.splitlines() if "Live updates" in line]
+    assert lines == [
+        "✓ Live updates, node Node 1: the websocket opened and authenticated (Server 001)",
+        "! Live updates, node Node 2: Wings refused the Origin: its panel URL (`remote`) differs from "
+        "PTERODACTYL_URL (Far) → until then its servers are polled",
+    ], run.out
+    assert run.code == 0  # a warning: the bot polls that node instead
+    off = await run_check(w, LIVE_UPDATES="off")
+    assert "- Live updates: LIVE_UPDATES=off: every card is polled" in off.out
