@@ -33,7 +33,7 @@ from ptero.records import (
 )
 from ptero.rules import UNREACHABLE_AFTER_FAILURES, TrackedState, display_state, failure_kind, update_reason
 from ptero.runtime import release_free_memory
-from ptero.store import CardEntry, EmbedLocation, EmbedStore, ShownState
+from ptero.store import CardEntry, EmbedLocation, EmbedStore, LastAction, ShownState
 from ptero.wings import LiveSource
 from server_metrics_graphs import ServerMetricsGraphs, ServerMetricsManager
 
@@ -85,7 +85,9 @@ class StatusBoard:
         self.records: dict[str, ServerRecord] = {}
         self.listed_at = float("-inf")
         self.live: LiveSource | None = None  # the Wings sockets, when live updates are on
+        self.on_state: Callable[[ServerRecord, str], None] | None = None  # every state a card's server shows
         self._live_edits: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[EditOutcome]] = set()
         self._cycle_lock = asyncio.Lock()
         # matplotlib off the event loop, in one dedicated thread: every extra rendering thread
         # keeps its own font caches and memory arenas (measured: 9 pool threads cost ~30 MB).
@@ -108,7 +110,7 @@ class StatusBoard:
     async def close(self) -> None:
         if self.live is not None:
             await self.live.close()
-        for task in self._live_edits.values():
+        for task in [*self._live_edits.values(), *self._background]:
             task.cancel()
         await self.editor.close()
         self.store.flush()
@@ -307,6 +309,8 @@ class StatusBoard:
                 "keeping its last known data" if record.failures == 1 else "its card says unreachable",
             )
         state, cpu, stale = self.current(record)
+        if self.on_state is not None and record.card is not None:
+            self.on_state(record, state)
         if not force:
             self._sample(record, state, stale)
         previous = record.card.shown if record.card else None
@@ -401,6 +405,8 @@ class StatusBoard:
         elif state == "offline":  # what Wings does when the process stops (ResourceUsage.Reset); disk stays
             old = ServerResources(state, old.is_suspended, 0.0, 0, old.disk_bytes, 0, 0, 0)
         record.observe(dataclasses.replace(old, current_state=state), self.clock())
+        if self.on_state is not None and record.card is not None:
+            self.on_state(record, self.current(record)[0])
         self._follow_live(record)
 
     def on_live_stats(self, server_id: str, resources: ServerResources) -> None:
@@ -448,7 +454,15 @@ class StatusBoard:
         if state == "running" and graphs is not None and graphs.has_sufficient_data:
             loop = asyncio.get_running_loop()
             graph = await loop.run_in_executor(self._graphs, render_and_release, graphs)
-        snapshot = StatusSnapshot(record.server, record.resources, state, stale=stale, failure=record.failure)
+        entry = self.store.entry(record.server_id)
+        snapshot = StatusSnapshot(
+            record.server,
+            record.resources,
+            state,
+            stale=stale,
+            failure=record.failure,
+            last_action=entry.last_action if entry is not None else None,
+        )
         return build_card(snapshot, graph)
 
     async def refresh_card(self, record: ServerRecord, *, reason: str, force: bool = False) -> EditOutcome:
@@ -508,6 +522,22 @@ class StatusBoard:
             except (CardRefused, CardUnavailable) as exc:
                 log.warning("Could not delete the old card of %s: %s", server_id, exc)
         return PostResult(record.server, saved, old, deleted)
+
+    def record_action(self, server_id: str, action: str, user_id: int, user_name: str) -> None:
+        """A power action sent from the card: kept in its store entry and shown on the card."""
+        record = self.records.get(server_id)
+        if record is None or record.card is None or server_id not in self.store:
+            return
+        self.store.update(server_id, last_action=LastAction(action, user_id, user_name, self.wall_clock()))
+        self.store.save()
+        task = asyncio.get_running_loop().create_task(self.refresh_card(record, reason="last action"))
+        self._background.add(task)  # held until done (the loop keeps only weak references)
+        task.add_done_callback(self._background.discard)
+
+    def running_counts(self) -> tuple[int, int]:
+        """(servers with a card that run, servers with a card)."""
+        shown = [self.current(r)[0] for r in self.tracked()]
+        return shown.count("running"), len(shown)
 
     # -- power claims ----------------------------------------------------------------------------
     def power_claim(self, server_id: str) -> PowerClaim | None:

@@ -15,11 +15,12 @@ import discord
 from discord import app_commands
 
 from ptero import ui
+from ptero.alerts import Alerting, PresenceLine
 from ptero.board import StatusBoard
 from ptero.config import Settings
 from ptero.pacing import ChannelPacer
 from ptero.panel import PterodactylAPI, PterodactylError
-from ptero.records import CycleReport
+from ptero.records import CycleReport, ServerRecord
 from ptero.rules import stretched_interval
 from ptero.runtime import UpdateLoop, write_heartbeat
 from ptero.store import EmbedStore
@@ -90,6 +91,18 @@ class PterodactylBot(discord.Client):
             pacer=pacer,
         )
         self.clock = clock
+        self.alerts = Alerting(
+            self,
+            guild_id=settings.allowed_guild_id,
+            alert_channel_id=settings.alert_channel_id,
+            alert_mention=settings.alert_mention,
+            alert_after=settings.alert_after,
+            audit_channel_id=settings.audit_channel_id,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        self.presence = PresenceLine(self, clock=clock)
+        self.board.on_state = self._state_seen
         self.heartbeat_path = heartbeat_path
         self.updates = UpdateLoop(self._cycle, settings.update_interval)
         self.run_updates = run_updates
@@ -149,10 +162,19 @@ class PterodactylBot(discord.Client):
 
     async def on_ready(self) -> None:
         log.info("Connected to Discord as %s; serving guild %s", self.user, self.settings.allowed_guild_id)
+        self.presence.update(*self.board.running_counts())
+
+    def _state_seen(self, record: ServerRecord, state: str) -> None:
+        """Every state a card's server shows: for the alerts, and the presence line."""
+        self.alerts.seen(record.server_id, record.name, state)
+        self.presence.update(*self.board.running_counts())
 
     async def close(self) -> None:
         self.stopping = True
         await self.updates.stop()
+        with contextlib.suppress(TimeoutError):  # the alerts and audit lines already queued
+            await asyncio.wait_for(self.alerts.notifier.idle(), 5.0)
+        await self.alerts.notifier.close()
         if self.board.live is not None:
             await self.board.live.close()  # before the session the sockets run on
         if self._power_tasks:  # let power actions in flight finish, or answer them, before closing
@@ -227,6 +249,8 @@ class PterodactylBot(discord.Client):
     async def run_update_cycle(self) -> CycleReport:
         """One cycle of the board, then the polling interval, the log and the heartbeat."""
         report = await self.board.poll()
+        self.alerts.tick()
+        self.presence.update(*self.board.running_counts())
         self._adjust_interval(report.polled)  # after the requests: their headers carry the panel's limit
         self._log_cycle(report)
         if self.ws is not None and self.ws.open:  # healthy means cycles run *and* Discord is connected

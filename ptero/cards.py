@@ -22,6 +22,7 @@ from ptero.panel import (
     ServerNotFoundError,
     ServerResources,
 )
+from ptero.store import LastAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,7 @@ class StatusSnapshot:
     state: str
     stale: bool = False
     failure: str = "panel"  # what the last failed check could not reach: the panel or the node
+    last_action: LastAction | None = None  # the last power action pressed on the card
     updated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -166,6 +168,13 @@ def build_status_embed(snapshot: StatusSnapshot, *, graph_filename: str | None =
             rx, tx = format_bytes(res.network_rx_bytes), format_bytes(res.network_tx_bytes)
             add_field(embed, "Network", f"⬇ {rx} · ⬆ {tx}")
             add_field(embed, "Uptime", format_uptime(res.uptime_ms))
+    if snapshot.last_action is not None:
+        action = snapshot.last_action
+        add_field(
+            embed,
+            "Last action",
+            f"{action.action.capitalize()} by <@{action.user_id}>, <t:{int(action.at)}:R>",
+        )
     embed.set_footer(text=truncate(f"{server.identifier} · last updated", FOOTER_LIMIT))
     if graph_filename:
         embed.set_image(url=f"attachment://{graph_filename}")

@@ -15,7 +15,15 @@ import discord
 
 from ptero.board import StatusBoard
 from ptero.cards import GRAPH_FILENAME, Card, code, describe_panel_error, md, state_style, truncate
-from ptero.panel import PanelServer, PowerSignal, PterodactylError
+from ptero.panel import (
+    PanelServer,
+    PowerSignal,
+    PterodactylAPIError,
+    PterodactylAuthError,
+    PterodactylError,
+    RateLimitedError,
+    ServerConflictError,
+)
 from ptero.records import CardGone, CardRefused, CardUnavailable
 from ptero.store import EmbedLocation
 
@@ -115,6 +123,7 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
         """Only in the served guild; power only for a control role or Administrator (refusals answered)."""
         settings, board = interaction.client.settings, interaction.client.board
         if interaction.guild_id != settings.allowed_guild_id:
+            self.audit(interaction, "refused (another Discord server)")
             await reply(interaction, "Sorry, these buttons only work in the Discord server this bot serves.")
             return False
         if board.server(self.server_id) is None:
@@ -123,6 +132,7 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
             await reply(interaction, "Sorry, this server is not one this bot can show or control.")
             return False
         if self.action != "address" and not member_may_control(interaction, settings.control_roles):
+            self.audit(interaction, "refused (no control role)")
             roles = ", ".join(settings.control_roles)
             await reply(
                 interaction,
@@ -142,11 +152,20 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
             log.exception("Button %s on %s failed", self.action, self.server_id)
             await reply(interaction, SOMETHING_WENT_WRONG)
 
+    def audit(self, interaction: Interaction, outcome: str) -> None:
+        """The audit trail of power presses (Show Address is not audited)."""
+        if self.action != "address":
+            bot = interaction.client
+            name = bot.board.name(self.server_id)
+            user = interaction.user
+            bot.alerts.audit(user.id, user.display_name, self.action, self.server_id, name, outcome)
+
     async def power(self, interaction: Interaction) -> None:
         bot, board, action = interaction.client, interaction.client.board, self.action
         name = md(board.name(self.server_id))
         pending = board.power_claim(self.server_id)
         if pending is not None:
+            self.audit(interaction, f"not sent ({pending.action} already in progress)")
             who = md(pending.user)
             await reply(
                 interaction, f"A **{pending.action}** of **{name}** is already in progress (asked by {who})."
@@ -154,9 +173,11 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
             return
         state = board.known_state(self.server_id)
         if action == "stop" and state == "offline":
+            self.audit(interaction, "not sent (already offline)")
             await reply(interaction, f"**{name}** is already offline.")
             return
         if action == "start" and state in ("running", "starting"):
+            self.audit(interaction, f"not sent (already {state})")
             await reply(interaction, f"**{name}** is already {state}.")
             return
         board.claim_power(self.server_id, action, interaction.user.display_name)  # before the first await
@@ -167,15 +188,20 @@ class ServerButton(discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]], t
         except (PterodactylError, asyncio.CancelledError) as exc:
             board.release_power(self.server_id)
             if bot.stopping:  # the request may have reached the panel: say so, never "try again"
-                log.warning("%s of %s interrupted by the shutdown", action, self.server_id)
+                self.audit(interaction, "unknown (the bot shut down while the panel had the request)")
                 await reply(interaction, SHUTTING_DOWN)
                 return
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            log.warning("%s of %s failed: %s", action, self.server_id, exc)
+            refused = isinstance(exc, ServerConflictError | PterodactylAuthError | RateLimitedError)
+            why = exc.detail if isinstance(exc, PterodactylAPIError) else str(exc)
+            self.audit(interaction, f"{'refused by the panel' if refused else 'failed'} ({why})")
             await reply(interaction, describe_panel_error(exc, name))
             return
-        log.info("%s sent to %s by %s", action, self.server_id, interaction.user.id)
+        self.audit(interaction, "sent")
+        if action in ("stop", "restart"):
+            bot.alerts.intend(self.server_id)  # the stop that follows is no outage
+        board.record_action(self.server_id, action, interaction.user.id, interaction.user.display_name)
         await reply(
             interaction,
             f"{action.capitalize()} sent to **{name}**. The status message shows the new state shortly.",

@@ -98,6 +98,9 @@ class World(GuildMembers):
     runner: asyncio.Task[None] | None = None
     pacer: ChannelPacer | None = None
     live_timings: LiveTimings | None = None
+    alerts_channel_id: int = 0
+    audit_channel_id: int = 0
+    on_call_role_id: int = 0
 
     def wall_clock(self) -> float:
         """Unix time that moves with the test's clock (what the store keeps across restarts)."""
@@ -184,6 +187,9 @@ async def world(
     resource_cache: float = 0.0,
     live: bool = False,
     live_timings: LiveTimings | None = None,
+    alerts: bool = False,  # down/up alerts in #alerts, mentioning @On Call
+    alert_after: int = 60,
+    audit: bool = False,  # the audit trail in #audit
 ) -> AsyncIterator[World]:
     clock = ManualClock()
     # The panel's 20 s resource cache (when asked for) runs on the bot's clock, so tests can step it.
@@ -196,6 +202,9 @@ async def world(
         guild = stand_in.add_guild(name="Game Night")
         channel = stand_in.add_channel(guild.id, name="server-status")
         other_channel = stand_in.add_channel(guild.id, name="lobby")
+        alerts_channel = stand_in.add_channel(guild.id, name="alerts")
+        audit_channel = stand_in.add_channel(guild.id, name="audit")
+        on_call = stand_in.add_role(guild.id, name="On Call")
         control = stand_in.add_role(guild.id, name="Game Server User")
         operator = stand_in.add_member(guild.id, username="olivia", roles=[control.id])
         member = stand_in.add_member(guild.id, username="max")
@@ -213,6 +222,10 @@ async def world(
             application_api_key=panel.app_key,
             update_interval=update_interval,
             live_updates="auto" if live else "off",
+            alert_channel_id=alerts_channel.id if alerts else None,
+            alert_mention="On Call" if alerts else None,
+            alert_after=alert_after,
+            audit_channel_id=audit_channel.id if audit else None,
         )
         store_path = tmp_path / "embed" / "embed_locations.json"
         saved = point_discord_py_at(stand_in.url)
@@ -235,6 +248,9 @@ async def world(
             api_timeout=api_timeout,
             pacer=pacer,
             live_timings=live_timings,
+            alerts_channel_id=alerts_channel.id,
+            audit_channel_id=audit_channel.id,
+            on_call_role_id=on_call.id,
         )
         try:
             await w.start_bot()

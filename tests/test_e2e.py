@@ -551,3 +551,29 @@ async def test_a_corrupt_locations_file_is_moved_aside_and_the_bot_works(tmp_pat
 
         await w.stop_bot(bot)
         assert w.problems() == []
+
+
+# -- 9. alerts ----------------------------------------------------------------------------------------
+
+
+async def test_a_crash_is_alerted_once_with_the_role_and_its_recovery_once(tmp_path: Path) -> None:
+    async with e2e_world(tmp_path) as w:
+        alerts = w.discord.add_channel(w.guild_id, name="alerts")
+        on_call = w.discord.add_role(w.guild_id, name="On Call")
+        srv = w.panel.add_server(name="Survival", state="running", cpu=10)
+        bot = await w.start_bot(ALERT_CHANNEL_ID=str(alerts.id), ALERT_MENTION="on call", ALERT_AFTER="2")
+        await w.post_status(srv.identifier)
+        await bot.wait_cycles(1)
+        srv.state = "offline"  # a crash, on the panel
+        down = await w.discord.wait_for_message(lambda m: m.channel_id == alerts.id, timeout=15)
+        assert down.content.startswith(f"<@&{on_call.id}> 🔴 **Survival** is down (offline) since <t:")
+        await bot.wait_cycles(3)  # still down: no second alert
+        srv.state = "running"
+        up = await w.discord.wait_for_message(
+            lambda m: m.channel_id == alerts.id and m.id != down.id, timeout=15
+        )
+        assert up.content.startswith("🟢 **Survival** is running again, after ")
+        await bot.wait_cycles(2)
+        assert len(w.discord.channel_messages(alerts.id)) == 2
+        await w.stop_bot(bot)
+        assert w.problems() == []
