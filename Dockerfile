@@ -1,4 +1,4 @@
-# Pterodisbot: a Discord bot showing Pterodactyl game-server status.
+# Pterodisbot: a Discord bot showing Pterodactyl or Pelican game-server status.
 #
 # Build:  docker build -t pterodisbot .
 # Run:    docker run -d --name pterodisbot --env-file pterodisbot.env \

@@ -46,6 +46,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -219,6 +220,7 @@ def _bot_env(
             "PTERODACTYL_CLIENT_API_KEY": DEFAULT_CLIENT_KEY,
             "PTERODACTYL_APPLICATION_API_KEY": DEFAULT_APP_KEY,
             "LOG_LEVEL": "DEBUG",  # every cycle's line (a quiet cycle logs at DEBUG)
+            "LIVE_UPDATES": "off",  # these scenarios measure polling; bench/live_bench.py compares both
         }
     )
     if interval is not None:
@@ -236,15 +238,26 @@ async def bot_run(
     client_limit: int = 720,
     app_limit: int = 240,
     seed: int,
+    channels: int = 1,
+    panel_options: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
 ) -> AsyncIterator[BotRun]:
-    """Fake panel + stand-in in this loop, status messages for every server, then the bot process."""
+    """Fake panel + stand-in in this loop, status messages for every server (spread over ``channels``
+    channels), then the bot process."""
     rng = random.Random(seed)
-    panel = FakePanel(latency=latency, client_rate_limit=client_limit, app_rate_limit=app_limit, seed=seed)
+    panel = FakePanel(
+        latency=latency,
+        client_rate_limit=client_limit,
+        app_rate_limit=app_limit,
+        seed=seed,
+        **(panel_options or {}),
+    )
     standin = DiscordStandin(token=TOKEN)
     with tempfile.TemporaryDirectory(prefix="bot-bench-") as workdir:
         async with panel, standin:
             guild = standin.add_guild(name="Bench Guild")
-            channel = standin.add_channel(guild.id, name="server-status")
+            channel_list = [standin.add_channel(guild.id, name=f"server-status-{i}") for i in range(channels)]
+            channel = channel_list[0]
             role = standin.add_role(guild.id, name="Game Server User")
             member = standin.add_member(guild.id, username="player", roles=[role.id])
             fake = panel.add_servers(servers, state="running", cpu_limit=200, memory_limit_mb=4096)
@@ -253,13 +266,18 @@ async def bot_run(
                 srv.memory_bytes = rng.randint(600, 3000) * MIB
                 srv.disk_bytes = rng.randint(1000, 8000) * MIB
                 srv.uptime_ms = rng.randint(60, 86_400) * 1000
-            message_ids = await _post_placeholders(standin, channel.id, fake)
+            message_ids: dict[str, int] = {}
+            where: dict[str, int] = {}
+            for i, ch in enumerate(channel_list):
+                share = fake[i::channels]
+                message_ids |= await _post_placeholders(standin, ch.id, share)
+                where |= {srv.identifier: ch.id for srv in share}
             store = Path(workdir) / "embed" / "embed_locations.json"
             store.parent.mkdir()
             store.write_text(
                 json.dumps(
                     {
-                        sid: {"channel_id": str(channel.id), "message_id": str(mid)}
+                        sid: {"channel_id": str(where[sid]), "message_id": str(mid)}
                         for sid, mid in message_ids.items()
                     }
                 ),
@@ -268,7 +286,7 @@ async def bot_run(
             log = BotLog()
             bot = BotProcess(
                 [str(ROOT / "pterodisbot.py")],
-                env=_bot_env(standin, panel, guild.id, interval),
+                env=_bot_env(standin, panel, guild.id, interval) | (env or {}),
                 cwd=workdir,
                 python=sys.executable,
                 echo=log,  # type: ignore[arg-type]  # any object with write() and flush()
@@ -755,9 +773,11 @@ async def scenario_memory(say: Say, cycles: int = 240) -> list[Row]:
             Row(
                 f"5. VmRSS growth, {servers} srv, cycles {half}-{cycles}",
                 f"{growth:+.1f} MB",
-                "none (<= 2 MB)",
+                "none (<= 2 MB)" if servers > 6 else "info",
                 f"{samples[half]:.0f} MB at {half}",
-                growth <= 2.0,
+                # 6 cards render a graph now and then, so their samples swing by ~10 MB: a fitted line
+                # over 120 cycles says little (600 cycles: -0.8 MB); 200 cards churn steadily.
+                growth <= 2.0 if servers > 6 else None,
             ),
         ]
     return rows

@@ -22,7 +22,7 @@ from ptero.pacing import ChannelPacer
 from ptero.panel import PterodactylAPI, PterodactylError
 from ptero.records import CycleReport, ServerRecord
 from ptero.rules import stretched_interval
-from ptero.runtime import UpdateLoop, write_heartbeat
+from ptero.runtime import UpdateLoop, release_free_memory, write_heartbeat
 from ptero.store import EmbedStore
 from ptero.wings import LiveSource, LiveTimings
 from server_metrics_graphs import ServerMetricsManager
@@ -253,6 +253,7 @@ class PterodactylBot(discord.Client):
         self.presence.update(*self.board.running_counts())
         self._adjust_interval(report.polled)  # after the requests: their headers carry the panel's limit
         self._log_cycle(report)
+        release_free_memory()  # freed memory of the cycle back to the system (~0.1 ms)
         if self.ws is not None and self.ws.open:  # healthy means cycles run *and* Discord is connected
             write_heartbeat(self.heartbeat_path, self.updates.interval)
         return report

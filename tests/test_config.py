@@ -200,6 +200,18 @@ def test_example_file_parses_and_documents_every_key(tmp_path: Path) -> None:
         assert ("Required." in example) and (key.default is None or documented in example)
 
 
+def test_readme_table_has_one_row_per_key_with_its_default() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `"): line for line in readme.splitlines() if line.startswith("| `")}
+    for key in CONFIG_KEYS:
+        row = rows.get(key.env)
+        assert row is not None, f"README's configuration table lacks {key.env}"
+        assert f"`[{key.section}] {key.option}`" in row
+        default = row.rstrip(" |").rsplit("|", 1)[1].strip()
+        expected = "required" if key.default is None else f"`{key.default}`" if key.default else "unset"
+        assert default.startswith(expected), (key.env, default)
+
+
 def test_mask_secret_shows_prefix_and_last_four_only() -> None:
     assert mask_secret(CLIENT_KEY) == "ptlc_…SEC1"
     assert mask_secret("short") == "<5 characters>"
