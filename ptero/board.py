@@ -382,6 +382,8 @@ class StatusBoard:
         if server is None or res is None:
             return
         if state == "running" and not stale:
+            # The reading's uptime tells a fresh reading from a cached one (bench/live_bench.py reads it).
+            log.debug("Graph sample of %s: the reading at uptime %d ms", record.server_id, res.uptime_ms)
             self.metrics.add_sample(
                 record.server_id,
                 server.name,

@@ -22,17 +22,13 @@ from ptero.pacing import ChannelPacer
 from ptero.panel import PterodactylAPI, PterodactylError
 from ptero.records import CycleReport, ServerRecord
 from ptero.rules import stretched_interval
-from ptero.runtime import UpdateLoop, release_free_memory, write_heartbeat
+from ptero.runtime import CycleLog, UpdateLoop, release_free_memory, write_heartbeat
 from ptero.store import EmbedStore
 from ptero.wings import LiveSource, LiveTimings
 from server_metrics_graphs import ServerMetricsManager
 
 log = logging.getLogger(__name__)
-SUMMARY_EVERY = 3600.0
-PANEL_NAMES = {
-    "pelican": "Pelican",
-    "pterodactyl": "Pterodactyl",
-}  # a quiet bot still says once an hour that it works
+PANEL_NAMES = {"pelican": "Pelican", "pterodactyl": "Pterodactyl"}
 
 
 class GuildCommandTree(app_commands.CommandTree["PterodactylBot"]):
@@ -49,6 +45,28 @@ class GuildCommandTree(app_commands.CommandTree["PterodactylBot"]):
     ) -> None:
         log.error("Command %s failed", interaction.command and interaction.command.name, exc_info=error)
         await ui.reply(interaction, ui.SOMETHING_WENT_WRONG)
+
+
+def guard_gateway_parsers(parsers: dict[str, Callable[[Any], None]]) -> None:
+    """One event discord.py cannot parse (a malformed payload) is logged and dropped; unguarded, its
+    exception would end the gateway connection and with it the process."""
+
+    def guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
+        def run(data: Any) -> None:
+            try:
+                parse(data)
+            except Exception as exc:
+                log.error(
+                    "Dropped a %s event from Discord that could not be read (%s: %s)",
+                    event,
+                    type(exc).__name__,
+                    exc,
+                )
+
+        return run
+
+    for event, parse in list(parsers.items()):
+        parsers[event] = guarded(event, parse)
 
 
 class PterodactylBot(discord.Client):
@@ -111,10 +129,8 @@ class PterodactylBot(discord.Client):
         self.tree = GuildCommandTree(self)
         self._power_tasks: set[asyncio.Task[Any]] = set()
         self._stretched = False
-        self._cycles = 0
-        self._totals = [0, 0, 0, 0]  # cycles, edits, failures, drops since the last summary
-        self._summary_at = clock()
-        self._guard_gateway_parsers()
+        self.cycle_log = CycleLog(clock)
+        guard_gateway_parsers(self._connection.parsers)
         self._register_commands()
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -196,28 +212,6 @@ class PterodactylBot(discord.Client):
         finally:
             self._power_tasks.discard(task)
 
-    def _guard_gateway_parsers(self) -> None:
-        """One event discord.py cannot parse (a malformed payload) is logged and dropped; unguarded, its
-        exception would end the gateway connection and with it the process."""
-
-        def guarded(event: str, parse: Callable[[Any], None]) -> Callable[[Any], None]:
-            def run(data: Any) -> None:
-                try:
-                    parse(data)
-                except Exception as exc:
-                    log.error(
-                        "Dropped a %s event from Discord that could not be read (%s: %s)",
-                        event,
-                        type(exc).__name__,
-                        exc,
-                    )
-
-            return run
-
-        parsers = self._connection.parsers
-        for event, parse in list(parsers.items()):
-            parsers[event] = guarded(event, parse)
-
     def _register_commands(self) -> None:
         guild = discord.Object(id=self.settings.allowed_guild_id)
 
@@ -252,41 +246,11 @@ class PterodactylBot(discord.Client):
         self.alerts.tick()
         self.presence.update(*self.board.running_counts())
         self._adjust_interval(report.polled)  # after the requests: their headers carry the panel's limit
-        self._log_cycle(report)
+        self.cycle_log.record(report, self.updates.interval)
         release_free_memory()  # freed memory of the cycle back to the system (~0.1 ms)
         if self.ws is not None and self.ws.open:  # healthy means cycles run *and* Discord is connected
             write_heartbeat(self.heartbeat_path, self.updates.interval)
         return report
-
-    def _log_cycle(self, report: CycleReport) -> None:
-        """INFO for the first cycle and for cycles where something happened, plus an hourly summary;
-        a quiet cycle is DEBUG (8,640 lines a day otherwise, kept for ever by Docker's log driver)."""
-        self._cycles += 1
-        for i, value in enumerate((1, report.edited, report.failed, report.dropped)):
-            self._totals[i] += value
-        level = logging.INFO if report.eventful or self._cycles == 1 else logging.DEBUG
-        log.log(
-            level,
-            "Update cycle: %d server(s) checked, %d edited, %d failure(s), %d dropped, %.2f s",
-            report.checked,
-            report.edited,
-            report.failed,
-            report.dropped,
-            report.seconds,
-        )
-        if self.clock() - self._summary_at >= SUMMARY_EVERY:
-            cycles, edits, failures, drops = self._totals
-            log.info(
-                "In the last hour: %d update cycle(s), %d edit(s), %d failure(s), %d dropped; %d card(s), "
-                "checked every %.0f s",
-                cycles,
-                edits,
-                failures,
-                drops,
-                report.checked,
-                self.updates.interval,
-            )
-            self._totals, self._summary_at = [0, 0, 0, 0], self.clock()
 
     def _adjust_interval(self, servers: int) -> None:
         """Stretch polling when the tracked servers need more requests than the panel allows."""

@@ -1,4 +1,5 @@
-"""Runtime: logging, the heartbeat and its healthcheck, and running the bot until a signal."""
+"""Runtime: the update loop and its log line, the heartbeat and its healthcheck, logging, and running the
+bot until a signal."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any
 import discord
 
 from ptero.config import Settings
+from ptero.records import CycleReport
 from ptero.store import EmbedStore, StoreUnreadable
 
 log = logging.getLogger(__name__)
@@ -73,6 +75,48 @@ class UpdateLoop:
                 log.exception("Update cycle failed; the next one runs as planned")
             next_at = max(next_at + self.interval, self._clock())
             await self._sleep(max(0.0, next_at - self._clock()))
+
+
+class CycleLog:
+    """One line per update cycle: INFO for the first and for cycles where something happened, DEBUG for
+    quiet ones (8,640 lines a day otherwise, kept for ever by Docker's default log driver), and an
+    hourly INFO summary, so that a quiet bot still says that it works."""
+
+    SUMMARY_EVERY = 3600.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.cycles = 0
+        self._totals = [0, 0, 0, 0]  # cycles, edits, failures, drops since the last summary
+        self._summary_at = clock()
+
+    def record(self, report: CycleReport, interval: float) -> None:
+        self.cycles += 1
+        for i, value in enumerate((1, report.edited, report.failed, report.dropped)):
+            self._totals[i] += value
+        level = logging.INFO if report.eventful or self.cycles == 1 else logging.DEBUG
+        log.log(
+            level,
+            "Update cycle: %d server(s) checked, %d edited, %d failure(s), %d dropped, %.2f s",
+            report.checked,
+            report.edited,
+            report.failed,
+            report.dropped,
+            report.seconds,
+        )
+        if self.clock() - self._summary_at >= self.SUMMARY_EVERY:
+            cycles, edits, failures, drops = self._totals
+            log.info(
+                "In the last hour: %d update cycle(s), %d edit(s), %d failure(s), %d dropped; %d card(s), "
+                "checked every %.0f s",
+                cycles,
+                edits,
+                failures,
+                drops,
+                report.checked,
+                interval,
+            )
+            self._totals, self._summary_at = [0, 0, 0, 0], self.clock()
 
 
 def write_heartbeat(path: Path | None, interval: float) -> None:
