@@ -395,6 +395,37 @@ def first_field(call: Call) -> str | None:
         return None
 
 
+def edit_showing(
+    run: BotRun, edits: Sequence[Call], srv: FakeServer, state: str, since: float
+) -> Call | None:
+    """The first accepted PATCH at or after ``since`` whose card shows ``state``."""
+    label, message_id = state_style(state).label, str(run.message_ids[srv.identifier])
+    return next(
+        (
+            c
+            for c in edits
+            if c.at >= since and c.params["message_id"] == message_id and first_field(c) == label
+        ),
+        None,
+    )
+
+
+@contextlib.asynccontextmanager
+async def ticking(noise: CpuNoise, every: float = 1.0) -> AsyncIterator[None]:
+    """Step the noise every ``every`` seconds while the block runs (as Docker samples)."""
+
+    async def tick() -> None:
+        while True:
+            await asyncio.sleep(every)
+            noise.step()
+
+    task = asyncio.create_task(tick())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 @dataclass
 class Row:
     metric: str
@@ -492,17 +523,7 @@ async def scenario_edits(say: Say) -> list[Row]:
                 for r in run.panel.requests
                 if r.at >= when and r.path.endswith(f"/{srv.identifier}/resources")
             )
-            label = state_style(state).label
-            patch = next(
-                (
-                    c
-                    for c in edits
-                    if c.at >= when
-                    and c.params["message_id"] == str(run.message_ids[srv.identifier])
-                    and first_field(c) == label
-                ),
-                None,
-            )
+            patch = edit_showing(run, edits, srv, state, when)
             report_cycle = run.cycle_at(report.at)
             if patch is None:
                 delays.append((f"{srv.name} -> {state}", 99, float("inf")))
@@ -513,7 +534,7 @@ async def scenario_edits(say: Say) -> list[Row]:
             delays.append((f"{srv.name} -> {state}", patch_cycle - report_cycle, seconds))
             say(
                 f"   power change after cycle {after}: {srv.name} -> {state}: panel reported it in cycle "
-                f"{report_cycle}, Discord showed {label!r} in cycle {patch_cycle} "
+                f"{report_cycle}, Discord showed {state_style(state).label!r} in cycle {patch_cycle} "
                 f"({patch_cycle - report_cycle} cycle(s), {seconds * 1000:.0f} ms later)"
             )
     naive = servers * cycles

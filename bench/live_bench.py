@@ -40,8 +40,16 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.bot_bench import BotRun, CpuNoise, Row, bot_run, first_field, print_table, vm_rss_mb  # noqa: E402
-from ptero.cards import state_style  # noqa: E402
+from bench.bot_bench import (  # noqa: E402
+    BotRun,
+    CpuNoise,
+    Row,
+    bot_run,
+    edit_showing,
+    print_table,
+    ticking,
+    vm_rss_mb,
+)
 from tests.fake_wings import WingsConfig  # noqa: E402
 
 SAMPLE = re.compile(r"metrics (\w+): cpu=([\d.]+)% mem=([\d.]+)MiB")
@@ -89,14 +97,7 @@ async def compare(
         ) as run:
             noise = CpuNoise(run.servers, seed=77, spike_chance=0.01, step_seconds=1.0)
             started = time.monotonic()
-
-            async def noise_loop() -> None:
-                while True:
-                    await asyncio.sleep(1.0)
-                    noise.step()
-
-            ticker = asyncio.create_task(noise_loop())
-            try:
+            async with ticking(noise):
                 await asyncio.sleep(WARM_UP)
                 measure_from = time.monotonic()
                 changes = []
@@ -108,22 +109,10 @@ async def compare(
                     await asyncio.sleep(MEASURE / CHANGES)
                 measure_to = time.monotonic()
                 await asyncio.sleep(25.0)  # let polling catch up on the last change
-            finally:
-                ticker.cancel()
             edits = run.edits()
             delays = []
             for srv, state, when in changes:
-                label = state_style(state).label
-                patch = next(
-                    (
-                        c
-                        for c in edits
-                        if c.at >= when
-                        and c.params["message_id"] == str(run.message_ids[srv.identifier])
-                        and first_field(c) == label
-                    ),
-                    None,
-                )
+                patch = edit_showing(run, edits, srv, state, when)
                 delays.append(float("inf") if patch is None else patch.finished_at - when)
             latencies[mode] = delays
             requests = client_requests(run, measure_from, measure_to)
@@ -172,14 +161,7 @@ async def load(say: object) -> tuple[float, float, int, int]:
     ) as run:
         wings = run.panel.wings[1]
         noise = CpuNoise(run.servers, seed=78, spike_chance=0.01, step_seconds=1.0)
-
-        async def noise_loop() -> None:  # CPU moves, so cards are edited and graphs drawn as in life
-            while True:
-                await asyncio.sleep(1.0)
-                noise.step()
-
-        ticker = asyncio.create_task(noise_loop())
-        try:
+        async with ticking(noise):  # CPU moves, so cards are edited and graphs drawn as in life
             await asyncio.sleep(WARM_UP)
             wings.console_rate(run.servers[0], 50)
             await asyncio.sleep(5.0)
@@ -188,8 +170,6 @@ async def load(say: object) -> tuple[float, float, int, int]:
             used, elapsed = cpu_seconds(run.pid) - before, time.monotonic() - at
             rss, edited = vm_rss_mb(run.pid), len(run.edits()) - edits
             wings.console_rate(run.servers[0], 0)
-        finally:
-            ticker.cancel()
         return 100.0 * used / elapsed, rss, wings.authenticated_sockets(), edited
 
 
