@@ -499,7 +499,8 @@ async def probe(
             except (aiohttp.ClientError, OSError) as exc:
                 return (
                     False,
-                    f"the node's Wings cannot be reached from here ({type(exc).__name__}); open its port",
+                    f"the node's Wings cannot be reached from here ({type(exc).__name__}): "
+                    "is its port open to this machine?",
                 )
             try:
                 await ws.send_json({"event": "auth", "args": [token]})

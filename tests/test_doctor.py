@@ -140,7 +140,7 @@ async def test_a_correct_setup_passes_every_check_and_changes_nothing(world: E2E
         f"✓ Request limits: the panel allows {limits} requests a minute (X-RateLimit-Limit); at "
         f"UPDATE_INTERVAL=10 s up to {fit} cards are polled on time (1 today)",
         f"✓ Panel type: {panel}; the API does not show its version",
-        "✓ Live updates, node Node 1: the websocket opened and authenticated (Server 001)",
+        "✓ Live updates, node Node 1: the websocket opened and authenticated (tried with Server 001)",
         f"✓ Discord token: valid: the bot is {bot.username} (id {bot.id}), application {app_id}",
         f"✓ Discord server: the bot is a member of Game Night ({w.guild_id})",
         "✓ Slash commands: the bot may manage its commands in Game Night (none registered yet)",
@@ -493,9 +493,9 @@ async def test_live_updates_are_checked_per_node_and_a_refusing_node_is_a_warnin
     run = await run_check(w, LIVE_UPDATES="auto")
     lines = [line for line in run.out.splitlines() if "Live updates" in line]
     assert lines == [
-        "✓ Live updates, node Node 1: the websocket opened and authenticated (Server 001)",
+        "✓ Live updates, node Node 1: the websocket opened and authenticated (tried with Server 001)",
         "! Live updates, node Node 2: Wings refused the Origin: its panel URL (`remote`) differs from "
-        "PTERODACTYL_URL (Far) → until then its servers are polled",
+        "PTERODACTYL_URL (tried with Far) → until then the bot polls its servers",
     ], run.out
     assert run.code == 0  # a warning: the bot polls that node instead
     off = await run_check(w, LIVE_UPDATES="off")

@@ -228,7 +228,9 @@ async def check_live_updates(doc: Doctor) -> Sequence[Line]:
     for (node, server), (works, why) in zip(one_per_node.items(), answers, strict=True):
         title = f"Live updates, node {node}"
         if works:
-            lines.append(ok(f"{why} ({server.name})", title=title))
+            lines.append(ok(f"{why} (tried with {server.name})", title=title))
         else:
-            lines.append(warn(f"{why} ({server.name})", "until then its servers are polled", title=title))
+            lines.append(
+                warn(f"{why} (tried with {server.name})", "until then the bot polls its servers", title=title)
+            )
     return lines
